@@ -6,6 +6,12 @@ judged on the kind of low-resolution image it was trained on.
 """
 from __future__ import annotations
 
+import random
+import warnings
+from pathlib import Path
+
+import numpy as np
+import torch
 from PIL import Image
 
 
@@ -19,3 +25,93 @@ def downscale(image: Image.Image, scale: int) -> Image.Image:
     """The degradation model: bicubic with antialiasing, sides divided by `scale`."""
     w, h = image.size
     return image.resize((max(1, w // scale), max(1, h // scale)), Image.Resampling.BICUBIC)
+
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp"}
+
+
+def to_tensor(image: Image.Image) -> torch.Tensor:
+    """uint8 HWC RGB -> float CHW in [0, 1]."""
+    return torch.from_numpy(np.asarray(image, dtype=np.uint8).copy()).permute(2, 0, 1).float().div_(255.0)
+
+
+def to_image(tensor: torch.Tensor) -> Image.Image:
+    """float CHW (any range) -> uint8 RGB, clamped and rounded."""
+    array = tensor.detach().clamp(0, 1).mul(255.0).round().byte().permute(1, 2, 0).cpu().numpy()
+    return Image.fromarray(array, "RGB")
+
+
+def list_images(folders: list[str | Path]) -> list[Path]:
+    paths: list[Path] = []
+    for folder in folders:
+        folder = Path(folder)
+        if not folder.is_dir():
+            raise FileNotFoundError(f"data folder not found: {folder}")
+        paths += sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+    if not paths:
+        raise FileNotFoundError(f"no images in {', '.join(map(str, folders))}")
+    return paths
+
+
+def _read_rgb(path: Path) -> Image.Image | None:
+    try:
+        with Image.open(path) as im:
+            return im.convert("RGB")
+    except Exception as exc:  # noqa: BLE001 - any unreadable file is skipped, not fatal
+        warnings.warn(f"skipping unreadable image {path}: {exc}", stacklevel=3)
+        return None
+
+
+class PatchDataset:
+    """Random (LR, HR) training patches from image folders, held in memory.
+
+    Item `i` of epoch `e` is a deterministic function of (seed, e, i): the crop, flip and rotation
+    come from a generator seeded with those three numbers. Resuming a run, or splitting a batch
+    over several processes, therefore sees exactly the patches a single straight run would.
+    """
+
+    def __init__(self, folders: list[str | Path], scale: int = 4, patch: int = 96, seed: int = 0, repeat: int = 1):
+        if patch % scale:
+            raise ValueError(f"HR patch size {patch} must be a multiple of the scale {scale}")
+        self.scale, self.patch, self.seed, self.repeat = scale, patch, seed, repeat
+        self.epoch = 0
+        self.images: list[np.ndarray] = []
+        for path in list_images(folders):
+            image = _read_rgb(path)
+            if image is None:
+                continue
+            if min(image.size) < patch:
+                warnings.warn(f"skipping {path}: {image.size[0]}x{image.size[1]} is smaller than the {patch} px crop", stacklevel=2)
+                continue
+            self.images.append(np.asarray(image))
+        if not self.images:
+            raise ValueError(f"no usable training images (all unreadable or smaller than {patch} px)")
+
+    def __len__(self) -> int:
+        return len(self.images) * self.repeat
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
+        rng = random.Random(hash((self.seed, self.epoch, index)))
+        hr = self.images[index % len(self.images)]
+        h, w, _ = hr.shape
+        y, x = rng.randrange(h - self.patch + 1), rng.randrange(w - self.patch + 1)
+        hr = hr[y : y + self.patch, x : x + self.patch]
+        if rng.random() < 0.5:
+            hr = hr[:, ::-1]
+        hr = np.rot90(hr, rng.randrange(4))
+        hr_image = Image.fromarray(np.ascontiguousarray(hr))
+        return to_tensor(downscale(hr_image, self.scale)), to_tensor(hr_image)
+
+
+def load_validation(folder: str | Path, scale: int = 4) -> list[tuple[str, Image.Image, Image.Image]]:
+    """Whole validation images as (name, LR, HR): HR mod-cropped, grayscale widened to RGB."""
+    pairs = []
+    for path in list_images([folder]):
+        image = _read_rgb(path)
+        if image is None:
+            continue
+        hr = modcrop(image, scale)
+        pairs.append((path.stem, downscale(hr, scale), hr))
+    return pairs

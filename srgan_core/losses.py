@@ -1,0 +1,92 @@
+"""The SRGAN losses: content loss, adversarial loss, and their sum, the perceptual loss.
+
+    l_SR = l_content + 1e-3 * l_adv                                   (Ledig et al., eq. 3)
+
+Content loss is either MSE on pixels (SRResNet, and the paper's "SRGAN-MSE") or MSE on VGG19
+feature maps, phi_2,2 or phi_5,4 (after the ReLU), rescaled by 1/12.75 as in the paper so the
+VGG loss lands on the same order of magnitude as the pixel loss.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+ADVERSARIAL_WEIGHT = 1e-3
+CONTENT_LOSSES = ("mse", "vgg22", "vgg54")
+# index one past the ReLU that ends each named block in torchvision's vgg19().features
+VGG_CUTS = {"vgg22": 9, "vgg54": 36}
+VGG_SCALE = 1.0 / 12.75
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+class VGGFeatures(nn.Module):
+    """Frozen VGG19 truncated after phi_i,j; takes images in [0, 1] and normalises them itself."""
+
+    def __init__(self, layer: str = "vgg54", vgg: nn.Module | None = None) -> None:
+        super().__init__()
+        if layer not in VGG_CUTS:
+            raise ValueError(f"unknown VGG layer {layer!r}; choose one of {sorted(VGG_CUTS)}")
+        vgg = vgg if vgg is not None else load_vgg19()
+        self.features = nn.Sequential(*list(vgg.features.children())[: VGG_CUTS[layer]]).eval()
+        self.features.requires_grad_(False)
+        self.register_buffer("mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1))
+        self.register_buffer("std", torch.tensor(IMAGENET_STD).view(1, 3, 1, 1))
+
+    def train(self, mode: bool = True) -> "VGGFeatures":
+        return super().train(False)  # always frozen: BN-free VGG, but keep it explicit
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.features((x - self.mean) / self.std)
+
+
+def load_vgg19() -> nn.Module:
+    """torchvision's ImageNet VGG19, from its usual cache or download; fail fast when offline.
+
+    torchvision fetches the file on first use and keeps it in the torch hub cache. Where the
+    network is closed that fetch would stall or fail deep inside training, so we look for the
+    cached file first and, when it is missing and cannot be fetched, say exactly what to do.
+    """
+    from torchvision.models import VGG19_Weights, vgg19
+
+    weights = VGG19_Weights.IMAGENET1K_V1
+    cached = Path(torch.hub.get_dir()) / "checkpoints" / Path(weights.url).name
+    try:
+        return vgg19(weights=weights)
+    except Exception as exc:  # noqa: BLE001 - any download failure has the same remedy
+        raise RuntimeError(
+            f"VGG19 ImageNet weights are needed for the VGG content loss but could not be loaded ({exc}). "
+            f"Download {weights.url} on a machine with network access and place it at {cached} "
+            "(or set TORCH_HOME), or use --content-loss mse."
+        ) from None
+
+
+def content_loss(sr: torch.Tensor, hr: torch.Tensor, vgg: VGGFeatures | None = None) -> torch.Tensor:
+    """MSE on pixels when `vgg` is None, otherwise MSE on rescaled VGG feature maps."""
+    if vgg is None:
+        return F.mse_loss(sr, hr)
+    return F.mse_loss(vgg(sr) * VGG_SCALE, vgg(hr).detach() * VGG_SCALE)
+
+
+def adversarial_loss(fake_logits: torch.Tensor) -> torch.Tensor:
+    """-log D(G(LR)): the generator wants the critic to call its output real (non-saturating form)."""
+    return F.binary_cross_entropy_with_logits(fake_logits, torch.ones_like(fake_logits))
+
+
+def generator_loss(
+    sr: torch.Tensor, hr: torch.Tensor, fake_logits: torch.Tensor, vgg: VGGFeatures | None = None
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Perceptual loss l_SR = content + 1e-3 * adversarial; returns (total, content, adversarial)."""
+    content = content_loss(sr, hr, vgg)
+    adversarial = adversarial_loss(fake_logits)
+    return content + ADVERSARIAL_WEIGHT * adversarial, content, adversarial
+
+
+def discriminator_loss(real_logits: torch.Tensor, fake_logits: torch.Tensor) -> torch.Tensor:
+    """BCE: real HR patches labelled 1, generated ones 0."""
+    real = F.binary_cross_entropy_with_logits(real_logits, torch.ones_like(real_logits))
+    fake = F.binary_cross_entropy_with_logits(fake_logits, torch.zeros_like(fake_logits))
+    return real + fake
