@@ -1,0 +1,216 @@
+"""A Hugging Face Hub-shaped model repo served over real HTTP on 127.0.0.1, with fault modes.
+
+It answers `HEAD` and `GET /{owner}/{repo}/resolve/{revision}/{path}` the way
+`huggingface_hub.hf_hub_download` needs: `X-Repo-Commit`, `ETag` (the sha256 of the file, as the
+Hub gives for LFS files), `Content-Length`, `Accept-Ranges` and 206 answers to `Range`
+requests (the client resumes cut downloads with them), and 404s carrying `X-Error-Code`.
+
+Faults (set `server.fault`, optionally limited to files ending in `server.fault_only`):
+  "404"        every file is missing (EntryNotFound)
+  "500"        every request gets an Internal Server Error
+  "slow"       every request stalls before answering (past any sane timeout)
+  "slow_body"  HEAD answers, GET sends its headers and then stalls
+  "corrupt"    GET bodies have a block of bytes overwritten; headers describe the good file
+  "wrong_sha"  the repo's .safetensors is well-formed but not the file its sidecar describes
+  "truncate"   GET bodies stop halfway and the connection is closed, every time
+and `stop()` takes the server down (connections refused) until `start()`.
+"""
+from __future__ import annotations
+
+import hashlib
+import re
+import socket
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+FAULTS = ("404", "500", "slow", "slow_body", "corrupt", "wrong_sha", "truncate")
+STALL_S = 30.0  # how long "slow" modes stall; far past the loader's timeouts, cut short by stop()
+
+
+class HubServer:
+    def __init__(self, repo_id: str = "srgan-test/tiny-sr", commit: str | None = None) -> None:
+        self.repo_id = repo_id
+        self.commit = commit or hashlib.sha1(repo_id.encode()).hexdigest()
+        self.files: dict[str, bytes] = {}
+        self.fault: str | None = None
+        self.fault_only: str | None = None  # a filename suffix, e.g. ".safetensors"
+        self.requests: list[tuple[str, str]] = []  # (method, path) of every request answered
+        self._stop = threading.Event()
+        self._httpd: ThreadingHTTPServer | None = None
+        self._thread: threading.Thread | None = None
+        self.port = 0
+
+    # -- repo content ------------------------------------------------------------------------
+    def add_file(self, name: str, data: bytes) -> None:
+        self.files[name] = data
+
+    def add_weights(self, stem_path: Path, as_name: str | None = None) -> None:
+        """Serve NAME.safetensors and NAME.json from a local weights pair."""
+        name = as_name or stem_path.name
+        for suffix in (".safetensors", ".json"):
+            self.add_file(name + suffix, stem_path.with_name(stem_path.name + suffix).read_bytes())
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    # -- life cycle ----------------------------------------------------------------------------
+    def start(self) -> "HubServer":
+        """Start serving (again, on the same port after a stop())."""
+        handler = type("Handler", (_Handler,), {"hub": self})
+        self._stop.clear()
+        self._httpd = ThreadingHTTPServer(("127.0.0.1", self.port), handler)
+        self._httpd.daemon_threads = True
+        self.port = self._httpd.server_address[1]
+        self._thread = threading.Thread(target=self._httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        """Take the server down: stalled answers end, new connections are refused."""
+        self._stop.set()
+        if self._httpd is not None:
+            self._httpd.shutdown()
+            self._httpd.server_close()
+            self._httpd = None
+        if self._thread is not None:
+            self._thread.join(5)
+            self._thread = None
+
+    def __enter__(self) -> "HubServer":
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    # -- what a request gets ---------------------------------------------------------------------
+    def faulty(self, filename: str) -> str | None:
+        if self.fault and (self.fault_only is None or filename.endswith(self.fault_only)):
+            return self.fault
+        return None
+
+    def stall(self, fault: str) -> None:
+        """Hold an answer until the fault is cleared, the server stops, or STALL_S pass."""
+        deadline = time.monotonic() + STALL_S
+        while self.fault == fault and time.monotonic() < deadline and not self._stop.wait(0.05):
+            pass
+
+    def served_bytes(self, filename: str) -> bytes:
+        """The bytes the repo holds for a file: under "wrong_sha", not those the sidecar describes."""
+        data = self.files[filename]
+        if self.faulty(filename) == "wrong_sha" and filename.endswith(".safetensors"):
+            data = data[:-1] + bytes([data[-1] ^ 0x01])  # still well-formed: the last weight changes
+        return data
+
+
+_RESOLVE = re.compile(r"^/(?P<repo>[^/]+/[^/]+)/resolve/(?P<revision>[^/]+)/(?P<path>.+)$")
+
+
+class _Handler(BaseHTTPRequestHandler):
+    hub: HubServer
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, format: str, *args: object) -> None:  # keep test output clean
+        pass
+
+    def do_HEAD(self) -> None:
+        self._answer(send_body=False)
+
+    def do_GET(self) -> None:
+        self._answer(send_body=True)
+
+    def _answer(self, send_body: bool) -> None:
+        hub = self.hub
+        hub.requests.append((self.command, self.path))
+        m = _RESOLVE.match(self.path.split("?")[0])
+        filename = m and _unquote(m["path"])
+        fault = hub.faulty(filename) if filename else None
+        if fault == "slow":
+            hub.stall(fault)
+            return self._drop()
+        if fault == "500":
+            return self._error(500, None, "Internal Server Error")
+        if not m or m["repo"] != hub.repo_id:
+            return self._error(404, "RepoNotFound", "Repository not found")
+        if m["revision"] not in ("main", hub.commit):
+            return self._error(404, "RevisionNotFound", "Invalid rev id")
+        if fault == "404" or filename not in hub.files:
+            return self._error(404, "EntryNotFound", "Entry not found")
+
+        data = hub.served_bytes(filename)
+        etag = hashlib.sha256(data).hexdigest()
+        start = _range_start(self.headers.get("Range"), len(data))
+        if start is None:
+            return self._error(416, None, "Range Not Satisfiable")
+        self.send_response(206 if start else 200)
+        self.send_header("Content-Type", "application/octet-stream")
+        self.send_header("Content-Length", str(len(data) - start))
+        if start:
+            self.send_header("Content-Range", f"bytes {start}-{len(data) - 1}/{len(data)}")
+        self.send_header("Accept-Ranges", "bytes")
+        self.send_header("ETag", f'"{etag}"')
+        self.send_header("X-Repo-Commit", hub.commit)
+        self.end_headers()
+        if not send_body:
+            return
+        body = data[start:]
+        if fault == "slow_body":
+            self.wfile.flush()
+            hub.stall(fault)
+            return self._drop()
+        if fault == "corrupt" and data:
+            lo = len(data) // 3
+            block = bytes([0xFF]) * min(64, len(data) - lo)
+            body = (data[:lo] + block + data[lo + len(block):])[start:]
+        if fault == "truncate":
+            body = data[start: max(start, len(data) // 2)]  # the cut is always at the same place
+            self._write(body)
+            return self._drop()
+        self._write(body)
+
+    def _error(self, status: int, code: str | None, message: str) -> None:
+        body = f'{{"error": "{message}"}}'.encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.send_header("X-Repo-Commit", self.hub.commit)
+        if code:
+            self.send_header("X-Error-Code", code)
+            self.send_header("X-Error-Message", message)
+        self.end_headers()
+        if self.command != "HEAD":
+            self._write(body)
+
+    def _write(self, body: bytes) -> None:
+        try:
+            self.wfile.write(body)
+            self.wfile.flush()
+        except OSError:  # the client gave up; nothing to tell it
+            self.close_connection = True
+
+    def _drop(self) -> None:
+        """Cut the connection without finishing the answer."""
+        self.close_connection = True
+        try:
+            self.wfile.flush()
+            self.connection.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+
+
+def _range_start(header: str | None, size: int) -> int | None:
+    """Start offset of a `bytes=N-` range (the only form the client sends); 0 without one."""
+    if not header:
+        return 0
+    m = re.fullmatch(r"bytes=(\d+)-(\d*)", header.strip())
+    if not m or int(m[1]) > size:
+        return None
+    return int(m[1])
+
+
+def _unquote(path: str) -> str:
+    from urllib.parse import unquote
+
+    return unquote(path)
