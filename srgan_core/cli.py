@@ -43,6 +43,7 @@ def add_train_parser(sub: argparse._SubParsersAction) -> None:
         "channels": "generator feature maps (paper: 64)",
         "blocks": "generator residual blocks (paper: 16)",
         "d_channels": "discriminator base width (paper: 64)",
+        "batch_norm": "BatchNorm in generator and discriminator, as in the paper",
         "patch": "HR crop size in pixels (paper: 96); images smaller than this are skipped",
         "batch_size": "global batch size, split over processes under torchrun",
         "iterations": "total iterations (also sets the cosine learning-rate schedule)",
@@ -74,6 +75,8 @@ def add_train_parser(sub: argparse._SubParsersAction) -> None:
         flag = "--" + f.name.replace("_", "-")
         if isinstance(default, list):
             p.add_argument(flag, nargs="+", default=default, metavar="DIR", help=help_text[f.name])
+        elif isinstance(default, bool):
+            p.add_argument(flag, action=argparse.BooleanOptionalAction, default=default, help=help_text[f.name])
         else:
             p.add_argument(flag, type=type(default), default=default, help=help_text[f.name])
     p.set_defaults(func=cmd_train)

@@ -22,6 +22,7 @@ class GeneratorConfig:
     channels: int = 64  # feature maps in the residual trunk
     blocks: int = 16  # residual blocks B
     in_channels: int = 3
+    batch_norm: bool = True  # the paper's BN; False drops it (as EDSR/ESRGAN later did)
 
     def __post_init__(self) -> None:
         if self.scale not in (2, 4, 8):
@@ -38,21 +39,26 @@ class DiscriminatorConfig:
     in_channels: int = 3
     base_channels: int = 64  # the paper's 64 -> 512; smaller values make a cheaper critic
     dense: int = 1024
+    batch_norm: bool = True
 
     def to_dict(self) -> dict:
         return asdict(self)
 
 
+def norm(channels: int, enabled: bool = True) -> nn.Module:
+    return nn.BatchNorm2d(channels) if enabled else nn.Identity()
+
+
 class ResidualBlock(nn.Module):
     """conv3x3 - BN - PReLU - conv3x3 - BN, plus the identity skip."""
 
-    def __init__(self, channels: int) -> None:
+    def __init__(self, channels: int, batch_norm: bool = True) -> None:
         super().__init__()
         self.conv1 = nn.Conv2d(channels, channels, 3, padding=1)
-        self.bn1 = nn.BatchNorm2d(channels)
+        self.bn1 = norm(channels, batch_norm)
         self.act = nn.PReLU(channels)
         self.conv2 = nn.Conv2d(channels, channels, 3, padding=1)
-        self.bn2 = nn.BatchNorm2d(channels)
+        self.bn2 = norm(channels, batch_norm)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return x + self.bn2(self.conv2(self.act(self.bn1(self.conv1(x)))))
@@ -79,8 +85,8 @@ class Generator(nn.Module):
         self.config = config = config or GeneratorConfig()
         c = config.channels
         self.head = nn.Sequential(nn.Conv2d(config.in_channels, c, 9, padding=4), nn.PReLU(c))
-        self.body = nn.Sequential(*[ResidualBlock(c) for _ in range(config.blocks)])
-        self.body_tail = nn.Sequential(nn.Conv2d(c, c, 3, padding=1), nn.BatchNorm2d(c))
+        self.body = nn.Sequential(*[ResidualBlock(c, config.batch_norm) for _ in range(config.blocks)])
+        self.body_tail = nn.Sequential(nn.Conv2d(c, c, 3, padding=1), norm(c, config.batch_norm))
         self.upsample = nn.Sequential(*[UpsampleStage(c) for _ in range(int(math.log2(config.scale)))])
         self.tail = nn.Conv2d(c, config.in_channels, 9, padding=4)
 
@@ -114,7 +120,7 @@ class Discriminator(nn.Module):
         for i, out_ch in enumerate(widths):
             stride = 2 if i % 2 == 1 else 1
             layers.append(nn.Conv2d(in_ch, out_ch, 3, stride=stride, padding=1))
-            if i > 0:
+            if i > 0 and config.batch_norm:
                 layers.append(nn.BatchNorm2d(out_ch))
             layers.append(nn.LeakyReLU(0.2, inplace=True))
             in_ch = out_ch

@@ -49,6 +49,7 @@ class TrainConfig:
     channels: int = 64
     blocks: int = 16
     d_channels: int = 64  # discriminator base width (paper: 64)
+    batch_norm: bool = True  # BatchNorm in G and D as in the paper (SyncBatchNorm on multi-GPU runs)
     patch: int = 96  # HR crop size (paper: 96)
     batch_size: int = 16  # global batch, split over processes
     iterations: int = 100_000
@@ -81,7 +82,7 @@ class TrainConfig:
 
     @property
     def generator_config(self) -> GeneratorConfig:
-        return GeneratorConfig(scale=self.scale, channels=self.channels, blocks=self.blocks)
+        return GeneratorConfig(scale=self.scale, channels=self.channels, blocks=self.blocks, batch_norm=self.batch_norm)
 
     @classmethod
     def from_json(cls, path: Path) -> "TrainConfig":
@@ -233,7 +234,7 @@ def train(cfg: TrainConfig, resume: bool = False) -> dict:
         if init.config != g.config:
             raise ValueError(f"--init weights have config {init.config}, this run needs {g.config}")
         g.load_state_dict(init.state_dict())
-    d = Discriminator(DiscriminatorConfig(base_channels=cfg.d_channels)).to(env.device) if cfg.stage == "srgan" else None
+    d = Discriminator(DiscriminatorConfig(base_channels=cfg.d_channels, batch_norm=cfg.batch_norm)).to(env.device) if cfg.stage == "srgan" else None
     vgg = losses.VGGFeatures(cfg.content_loss).to(env.device) if cfg.content_loss != "mse" else None
     opts = {"g": torch.optim.Adam(g.parameters(), lr=cfg.lr, betas=(cfg.beta1, 0.999))}
     if d is not None:
@@ -242,6 +243,12 @@ def train(cfg: TrainConfig, resume: bool = False) -> dict:
     # channels_last is faster for these convs on both CPU (oneDNN) and GPU (tensor cores)
     g = g.to(memory_format=torch.channels_last)
     d = d.to(memory_format=torch.channels_last) if d is not None else None
+    if env.world > 1 and env.device.type == "cuda":
+        # BatchNorm statistics over the global batch, as one process would see them. torch's
+        # SyncBatchNorm runs on GPUs only: CPU (gloo) runs keep per-process statistics, so for
+        # them exact single-process equivalence holds with --no-batch-norm.
+        g = torch.nn.SyncBatchNorm.convert_sync_batchnorm(g)
+        d = torch.nn.SyncBatchNorm.convert_sync_batchnorm(d) if d is not None else None
     g_step = DistributedDataParallel(g) if env.world > 1 else g
     d_step = DistributedDataParallel(d) if env.world > 1 and d is not None else d
     amp = torch.autocast("cuda", dtype=torch.bfloat16, enabled=env.device.type == "cuda")
@@ -394,5 +401,8 @@ def config_to_flags(cfg: TrainConfig) -> str:
         if value == getattr(default, f.name):
             continue
         flag = "--" + f.name.replace("_", "-")
-        parts += [flag, *map(str, value)] if isinstance(value, list) else [flag, str(value)]
+        if isinstance(value, bool):
+            parts.append(flag if value else "--no-" + flag[2:])
+        else:
+            parts += [flag, *map(str, value)] if isinstance(value, list) else [flag, str(value)]
     return shlex.join(parts)

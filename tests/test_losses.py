@@ -1,0 +1,68 @@
+import os
+import subprocess
+import sys
+import time
+
+import pytest
+import torch
+from torchvision.models import vgg19
+
+from srgan_core import losses
+
+
+@pytest.fixture(scope="module")
+def random_vgg():
+    torch.manual_seed(0)
+    return vgg19(weights=None)
+
+
+@pytest.mark.parametrize("layer, channels, stride", [("vgg22", 128, 2), ("vgg54", 512, 16)])
+def test_vgg_cut_ends_after_the_named_relu(random_vgg, layer, channels, stride):
+    feats = losses.VGGFeatures(layer, vgg=random_vgg)
+    last = list(feats.features.children())[-1]
+    assert isinstance(last, torch.nn.ReLU)
+    convs = [m for m in feats.features if isinstance(m, torch.nn.Conv2d)]
+    assert len(convs) == {"vgg22": 4, "vgg54": 16}[layer]
+    out = feats(torch.rand(1, 3, 64, 64))
+    assert out.shape == (1, channels, 64 // stride, 64 // stride)
+    assert not any(p.requires_grad for p in feats.parameters())
+
+
+def test_vgg_content_loss_is_rescaled_and_passes_gradients(random_vgg):
+    feats = losses.VGGFeatures("vgg22", vgg=random_vgg)
+    sr = torch.rand(2, 3, 32, 32, requires_grad=True)
+    hr = torch.rand(2, 3, 32, 32)
+    loss = losses.content_loss(sr, hr, feats)
+    expected = torch.mean((feats(sr) / 12.75 - feats(hr) / 12.75) ** 2)
+    assert torch.allclose(loss, expected)
+    loss.backward()
+    assert sr.grad is not None and sr.grad.abs().sum() > 0
+
+
+def test_perceptual_loss_is_content_plus_1e3_adversarial():
+    sr, hr = torch.rand(4, 3, 8, 8), torch.rand(4, 3, 8, 8)
+    logits = torch.tensor([0.3, -1.0, 2.0, 0.0])
+    total, content, adversarial = losses.generator_loss(sr, hr, logits)
+    assert torch.isclose(content, torch.mean((sr - hr) ** 2))
+    assert torch.isclose(adversarial, -torch.log(torch.sigmoid(logits)).mean())
+    assert torch.isclose(total, content + 1e-3 * adversarial)
+
+
+def test_discriminator_loss_labels_real_one_fake_zero():
+    confident = losses.discriminator_loss(torch.full((4,), 10.0), torch.full((4,), -10.0))
+    fooled = losses.discriminator_loss(torch.full((4,), -10.0), torch.full((4,), 10.0))
+    assert confident < 1e-3 < 10 < fooled
+
+
+def test_missing_vgg_weights_fail_fast_with_a_remedy(tmp_path):
+    """Offline, asking for a VGG loss must say what is missing and how to provide it."""
+    code = "from srgan_core.losses import load_vgg19\nload_vgg19()"
+    env = dict(os.environ, TORCH_HOME=str(tmp_path))
+    env.setdefault("PYTHONPATH", os.getcwd())
+    start = time.time()
+    probe = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
+    if probe.returncode == 0:
+        pytest.skip("VGG19 weights could be downloaded here; the offline message cannot be exercised")
+    assert "VGG19 ImageNet weights" in probe.stderr
+    assert "--content-loss mse" in probe.stderr and "vgg19-dcbb9e9d.pth" in probe.stderr
+    assert time.time() - start < 110
