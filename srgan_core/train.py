@@ -132,7 +132,7 @@ def _optimizer_tensors(opt: torch.optim.Optimizer, prefix: str) -> tuple[dict[st
     tensors = {}
     for pid, entry in state["state"].items():
         for key, value in entry.items():
-            tensors[f"{prefix}.{pid}.{key}"] = value if torch.is_tensor(value) else torch.tensor(value)
+            tensors[f"{prefix}.{pid}.{key}"] = value.contiguous() if torch.is_tensor(value) else torch.tensor(value)
     return tensors, {"param_groups": state["param_groups"]}
 
 

@@ -1,0 +1,166 @@
+"""Training loop: resumption is exact, torchrun splits a batch exactly, the CLI maps onto the config."""
+import json
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+from safetensors.torch import load_file
+
+from srgan_core.cli import main
+from srgan_core.data import PatchDataset
+from srgan_core.train import TrainConfig, config_to_flags, learning_rate, train
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="module")
+def images(tmp_path_factory) -> Path:
+    """A few real image files with structure (gradients + noise), one too small, one broken."""
+    folder = tmp_path_factory.mktemp("images")
+    rng = np.random.default_rng(0)
+    for i in range(6):
+        yy, xx = np.mgrid[0:64, 0:80]
+        base = (np.sin(xx / (3 + i)) + np.cos(yy / (4 + i))) * 60 + 128
+        img = np.clip(base[..., None] + rng.normal(0, 10, (64, 80, 3)), 0, 255).astype(np.uint8)
+        Image.fromarray(img).save(folder / f"img{i}.png")
+    Image.new("RGB", (20, 20)).save(folder / "tiny.png")
+    (folder / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n not really")
+    return folder
+
+
+def tiny(images: Path, out: Path, **kw) -> TrainConfig:
+    base = dict(train_data=[str(images)], val_data=[str(images)], out=str(out), channels=8, blocks=2,
+                d_channels=4, patch=32, batch_size=4, iterations=4, lr=1e-3, lr_min=1e-4, log_every=1,
+                val_every=2, val_max_images=1, ckpt_every=2, threads=1)
+    base.update(kw)
+    return TrainConfig(**base)
+
+
+def test_dataset_skips_small_and_unreadable_files_with_a_warning(images):
+    with pytest.warns(UserWarning) as record:
+        data = PatchDataset([images], scale=4, patch=32)
+    messages = " ".join(str(w.message) for w in record)
+    assert "tiny.png" in messages and "smaller than the 32 px crop" in messages
+    assert "broken.png" in messages and "unreadable" in messages
+    assert len(data) == 6
+    lr, hr = data[3]
+    assert lr.shape == (3, 8, 8) and hr.shape == (3, 32, 32)
+    again = data[3]
+    assert (again[1] == hr).all()  # item i of an epoch is fixed
+    data.set_epoch(1)
+    assert not (data[3][1] == hr).all()  # and changes from epoch to epoch
+
+
+@pytest.mark.filterwarnings("ignore::UserWarning")
+@pytest.mark.parametrize("stage", ["srresnet", "srgan"])
+def test_resumed_run_equals_a_straight_run(images, tmp_path, stage):
+    straight = tiny(images, tmp_path / "straight", stage=stage)
+    train(straight)
+    first = tiny(images, tmp_path / "resumed", stage=stage, iterations=4, max_minutes=1e-9)
+    train(first)  # stops after its first iteration with a checkpoint ...
+    state = json.loads((tmp_path / "resumed" / "checkpoint" / "state.json").read_text())
+    assert state["iteration"] == 1
+    first.max_minutes = 0.0
+    train(first, resume=True)  # ... and continues to 4
+    a = load_file(str(tmp_path / "straight" / "generator.safetensors"))
+    b = load_file(str(tmp_path / "resumed" / "generator.safetensors"))
+    assert a.keys() == b.keys()
+    for k in a:
+        assert (a[k] == b[k]).all(), k
+    if stage == "srgan":
+        da = load_file(str(tmp_path / "straight" / "checkpoint" / "discriminator.safetensors"))
+        db = load_file(str(tmp_path / "resumed" / "checkpoint" / "discriminator.safetensors"))
+        assert all((da[k] == db[k]).all() for k in da)
+
+
+@pytest.mark.filterwarnings("ignore::UserWarning")
+def test_run_folder_contents(images, tmp_path):
+    cfg = tiny(images, tmp_path / "run", stage="srgan")
+    result = train(cfg)
+    run = tmp_path / "run"
+    assert {"config.json", "metrics.jsonl", "samples", "checkpoint", "generator.safetensors", "generator.json"} <= {p.name for p in run.iterdir()}
+    assert TrainConfig.from_json(run / "config.json") == cfg
+    lines = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    losses = [line for line in lines if "g_loss" in line]
+    assert [line["iteration"] for line in losses] == [1, 2, 3, 4]
+    assert all({"d_loss", "adv_loss", "content_loss"} <= line.keys() for line in losses)
+    assert any("validation" in line for line in lines)
+    assert set(result) == {images.name} and result[images.name]["psnr"] > 5
+    sidecar = json.loads((run / "generator.json").read_text())
+    assert sidecar["config"]["channels"] == 8 and sidecar["training"]["iterations"] == 4
+    assert sidecar["training"]["command"].startswith("python -m srgan_core train ")
+    assert len(list((run / "samples").iterdir())) == 2
+
+
+def test_learning_rate_schedule_is_cosine_and_ends_at_lr_min():
+    cfg = TrainConfig(iterations=101, lr=1e-3, lr_min=1e-5)
+    assert learning_rate(cfg, 0) == pytest.approx(1e-3)
+    assert learning_rate(cfg, 50) == pytest.approx((1e-3 + 1e-5) / 2)
+    assert learning_rate(cfg, 100) == pytest.approx(1e-5)
+
+
+def test_every_config_field_is_a_documented_flag(capsys):
+    with pytest.raises(SystemExit):
+        main(["train", "--help"])
+    text = capsys.readouterr().out
+    from dataclasses import fields
+
+    for f in fields(TrainConfig):
+        assert "--" + f.name.replace("_", "-") in text
+    assert "--resume" in text and "torchrun" in text
+
+
+def test_flags_round_trip_through_the_cli():
+    cfg = TrainConfig(train_data=["a", "b"], channels=32, batch_norm=False, lr=2e-4)
+    flags = config_to_flags(cfg)
+    assert "--no-batch-norm" in flags and "--train-data a b" in flags
+    from srgan_core.cli import build_parser
+
+    args = build_parser().parse_args(["train", *flags.split()])
+    from dataclasses import fields
+
+    assert TrainConfig(**{f.name: getattr(args, f.name) for f in fields(TrainConfig)}) == cfg
+
+
+def test_bad_train_flags_give_one_line(capsys, tmp_path):
+    assert main(["train", "--train-data", str(tmp_path / "missing"), "--out", str(tmp_path / "r")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and "missing" in err and "Traceback" not in err
+    assert main(["train", "--train-data", "x", "--iterations", "0"]) == 2
+    assert main(["train", "--resume", str(tmp_path)]) == 2
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.mark.filterwarnings("ignore::UserWarning")
+def test_two_gloo_processes_equal_one_process_at_the_same_global_batch(images, tmp_path):
+    """torchrun --nproc_per_node 2 at global batch 2b gives the weights of one process at batch 2b."""
+    common = ["--train-data", str(images), "--channels", "8", "--blocks", "2", "--patch", "32",
+              "--batch-size", "4", "--iterations", "2", "--lr", "1e-3", "--threads", "1",
+              "--no-batch-norm", "--log-every", "1", "--val-every", "100", "--ckpt-every", "100"]
+    env = dict(os.environ, PYTHONPATH=str(ROOT), OMP_NUM_THREADS="1")
+    single = subprocess.run([sys.executable, "-m", "srgan_core", "train", *common, "--out", str(tmp_path / "one")],
+                            env=env, capture_output=True, text=True, timeout=300)
+    assert single.returncode == 0, single.stderr[-2000:]
+    launcher = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2",
+                "--master_addr", "127.0.0.1", "--master_port", str(_free_port())]
+    multi = subprocess.run([*launcher, "-m", "srgan_core", "train", *common, "--out", str(tmp_path / "two")],
+                           env=env, capture_output=True, text=True, timeout=300)
+    assert multi.returncode == 0, multi.stderr[-2000:]
+    a = load_file(str(tmp_path / "one" / "generator.safetensors"))
+    b = load_file(str(tmp_path / "two" / "generator.safetensors"))
+    for k in a:
+        assert np.allclose(a[k].numpy(), b[k].numpy(), atol=1e-6, rtol=1e-5), k
+    start = load_file(str(tmp_path / "one" / "generator.safetensors"))
+    assert any(v.abs().sum() > 0 for v in start.values())
+    # only rank 0 wrote: one metrics line per iteration
+    assert len((tmp_path / "two" / "metrics.jsonl").read_text().splitlines()) == 2
