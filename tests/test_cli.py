@@ -1,0 +1,92 @@
+"""The CLI as a user runs it: a real subprocess, real files, exit codes and one-line errors."""
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from srgan_core.models import Generator, GeneratorConfig
+from srgan_core.weights import save_generator
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def cli(*args: str, timeout: float = 300) -> subprocess.CompletedProcess:
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    return subprocess.run([sys.executable, "-m", "srgan_core", *args], env=env, capture_output=True,
+                          text=True, timeout=timeout, stdin=subprocess.DEVNULL)
+
+
+@pytest.fixture(scope="module")
+def tiny_weights(tmp_path_factory) -> Path:
+    import torch
+
+    torch.manual_seed(0)
+    path = tmp_path_factory.mktemp("w") / "tiny_x4"
+    save_generator(Generator(GeneratorConfig(channels=8, blocks=1)), path,
+                   description="tiny test model", metrics={"Set5": {"psnr": 20.0, "ssim": 0.5}},
+                   training={"data": ["T91"], "iterations": 1, "command": "python -m srgan_core train ..."})
+    return path
+
+
+def test_help_lists_every_command():
+    out = cli("--help")
+    assert out.returncode == 0
+    for command in ("upscale", "evaluate", "train", "publish", "toygan", "anomaly"):
+        assert command in out.stdout
+    for command in ("upscale", "evaluate", "train", "publish"):
+        sub = cli(command, "--help")
+        assert sub.returncode == 0 and "usage:" in sub.stdout and len(sub.stdout) > 300
+
+
+def test_evaluate_bicubic_json_on_set5(data_dir):
+    out = cli("evaluate", "--data", str(data_dir / "Set5"), "--bicubic", "--json")
+    assert out.returncode == 0, out.stderr
+    result = json.loads(out.stdout)
+    assert abs(result["psnr"] - 28.42) <= 0.10 and 0.80 < result["ssim"] < 0.82
+    assert [i["name"] for i in result["images"]] == ["baby", "bird", "butterfly", "head", "woman"]
+
+
+def test_evaluate_table_with_a_model(data_dir, tiny_weights):
+    out = cli("evaluate", "--data", str(data_dir / "Set5"), "--weights", str(tiny_weights))
+    assert out.returncode == 0, out.stderr
+    lines = out.stdout.splitlines()
+    assert "Y channel" in lines[0] and lines[-1].startswith("mean")
+    assert len(lines) == 2 + 5 + 1
+
+
+def test_evaluate_bad_arguments_are_one_line(tmp_path, tiny_weights):
+    for args in (["--data", str(tmp_path / "nope"), "--bicubic"],
+                 ["--data", str(tmp_path), "--bicubic", "--scale", "3"],
+                 ["--data", str(tmp_path), "--weights", str(tiny_weights), "--scale", "2"]):
+        out = cli("evaluate", *args)
+        assert out.returncode != 0
+        assert out.stderr.startswith("error: ") and "Traceback" not in out.stderr, out.stderr
+
+
+def test_publish_dry_run_builds_a_hub_folder(tmp_path, tiny_weights):
+    out = cli("publish", str(tiny_weights), "--repo", "someone/srgan-test", "--out", str(tmp_path / "pub"), "--dry-run")
+    assert out.returncode == 0, out.stderr
+    folder = tmp_path / "pub"
+    assert sorted(p.name for p in folder.iterdir()) == ["README.md", "tiny_x4.json", "tiny_x4.safetensors"]
+    card = (folder / "README.md").read_text()
+    assert "| Set5 | 20.00 / 0.5000 | 28.43 / 0.8111 | 32.05 / 0.9019 |" in card
+    assert 'Upscaler("hf://someone/srgan-test/tiny_x4")' in card
+    sidecar = json.loads((folder / "tiny_x4.json").read_text())
+    assert sidecar["config"]["channels"] == 8 and len(sidecar["sha256"]) == 64
+    from srgan_core.weights import load_generator
+
+    assert load_generator(folder / "tiny_x4").model.config.channels == 8  # the folder loads as is
+
+
+def test_publish_refuses_bad_repo_and_pickles(tmp_path, tiny_weights):
+    out = cli("publish", str(tiny_weights), "--repo", "no-owner", "--dry-run")
+    assert out.returncode == 2 and "owner/name" in out.stderr
+    pickle = tmp_path / "model.pth"
+    pickle.write_bytes(b"\x80\x04K\x01.")
+    out = cli("publish", str(pickle), "--repo", "a/b", "--dry-run")
+    assert out.returncode == 2 and "safetensors" in out.stderr and "Traceback" not in out.stderr
