@@ -126,10 +126,9 @@ def _palette_with_transparency() -> bytes:
     return _encoded(image, "PNG", transparency=0)
 
 
-def _over_pixel_limit(max_pixels: int) -> tuple[bytes, tuple[int, int]]:
+def _over_pixel_limit(side: int) -> bytes:
     # 1-bit pixels compress to almost nothing, so the file is small while the image is not.
-    side = math.isqrt(max_pixels) + 64
-    return _encoded(Image.new("1", (side, side)), "PNG"), (side, side)
+    return _encoded(Image.new("1", (side, side)), "PNG")
 
 
 def _float_tiff() -> bytes:
@@ -163,7 +162,7 @@ def file_cases(max_pixels: int | None = None, max_side: int | None = None) -> li
     """Every file case with the function that makes its bytes."""
     if max_pixels is None or max_side is None:
         max_pixels, max_side = _limits()
-    over_bytes, over_size = _over_pixel_limit(max_pixels)
+    over_side = math.isqrt(max_pixels) + 64
     long_side = max_side + 1  # one pixel over the side limit, a single row: few pixels in all
     tall = IMAGE if _within((1, 10_000), max_pixels, max_side) else REFUSED
     rgba = Image.fromarray(_noise(20, 12, 4, seed=5))
@@ -188,7 +187,9 @@ def file_cases(max_pixels: int | None = None, max_side: int | None = None) -> li
         (FileCase("truncated.jpg", "the first half of a 64x64 JPEG", REFUSED), jpeg_half),
         (FileCase("zero_size.png", "a PNG header that claims 0x0 pixels", REFUSED),
          lambda: _png(0, 0, 8, 2, zlib.compress(b""))),
-        (FileCase("1x1.png", "a single pixel", IMAGE, (1, 1)), lambda: _encoded(_rgb(1, 1), "PNG")),
+        (FileCase("1x1.png", "a single pixel (upscaled, or refused as too small)", EITHER, (1, 1)),
+         lambda: _encoded(_rgb(1, 1), "PNG")),
+        (FileCase("2x2.png", "four pixels", IMAGE, (2, 2)), lambda: _encoded(_rgb(2, 2), "PNG")),
         (FileCase("1x10000.png", "one pixel wide, 10,000 tall", tall, (1, 10_000)),
          lambda: _encoded(_rgb(1, 10_000), "PNG")),
         (FileCase("10000x1.png", "10,000 wide, one pixel tall", tall, (10_000, 1)),
@@ -221,8 +222,8 @@ def file_cases(max_pixels: int | None = None, max_side: int | None = None) -> li
         (FileCase("float.tiff", "32-bit float TIFF, values -0.5..1.5", EITHER, (32, 24)), _float_tiff),
         (FileCase("bomb.png", "PNG header claims 100,000 x 100,000 (a decompression bomb)", REFUSED), _bomb_png),
         (FileCase("bomb.jpg", "JPEG header claims 65,500 x 65,500", REFUSED), _bomb_jpeg),
-        (FileCase("over_pixel_limit.png", f"{over_size[0]:,} x {over_size[1]:,}: over the pixel limit "
-                  f"({max_pixels:,})", REFUSED), lambda: over_bytes),
+        (FileCase("over_pixel_limit.png", f"{over_side:,} x {over_side:,}: over the pixel limit ({max_pixels:,})",
+                  REFUSED), lambda: _over_pixel_limit(over_side)),
         (FileCase("over_side_limit.png", f"{long_side:,} x 1: over the side limit ({max_side:,})", REFUSED),
          lambda: _encoded(Image.new("L", (long_side, 1), 128), "PNG")),
         (FileCase("drawing.svg", "an SVG vector drawing", REFUSED), lambda: SVG),
