@@ -1,0 +1,105 @@
+"""Start the real Gradio app (`python app.py`) as a subprocess on a free loopback port.
+
+Tests talk to it the way users do: over HTTP with gradio_client, or through a browser. Running
+it in its own process also proves that `python app.py` is all a Space needs to serve the app.
+"""
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Iterator
+
+ROOT = Path(__file__).resolve().parent.parent
+START_TIMEOUT_S = 180.0  # importing torch + gradio on a busy 2-core machine takes a while
+STOP_TIMEOUT_S = 15.0
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _log_tail(path: Path, chars: int = 4000) -> str:
+    try:
+        return path.read_text(errors="replace")[-chars:]
+    except OSError:
+        return "(no log)"
+
+
+def _answers(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(url + "/config", timeout=5) as r:
+            return r.status == 200
+    except (urllib.error.URLError, OSError):
+        return False
+
+
+@contextmanager
+def running_app(
+    env: dict[str, str] | None = None,
+    args: list[str] | None = None,
+    timeout: float = START_TIMEOUT_S,
+) -> Iterator[str]:
+    """Run `python app.py` until the block ends; yields its base URL (http://127.0.0.1:PORT).
+
+    `env` adds to (or, with value "", removes from) the inherited environment. The server's
+    output goes to a log file whose tail is shown if it fails to start.
+    """
+    port = free_port()
+    child_env = dict(os.environ)
+    child_env.update(
+        GRADIO_SERVER_NAME="127.0.0.1",
+        GRADIO_SERVER_PORT=str(port),
+        GRADIO_ANALYTICS_ENABLED="False",
+        HF_HUB_OFFLINE="1",  # the app must start without the network
+        PYTHONUNBUFFERED="1",
+    )
+    for key, value in (env or {}).items():
+        if value == "":
+            child_env.pop(key, None)
+        else:
+            child_env[key] = value
+    url = f"http://127.0.0.1:{port}"
+    with tempfile.TemporaryDirectory(prefix="app-server-") as tmp:
+        log_path = Path(tmp) / "app.log"
+        with open(log_path, "wb") as log:
+            proc = subprocess.Popen(
+                [sys.executable, str(ROOT / "app.py"), *(args or [])],
+                cwd=ROOT,
+                env=child_env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,  # so stopping it also stops anything it started
+            )
+            try:
+                deadline = time.monotonic() + timeout
+                while not _answers(url):
+                    if proc.poll() is not None:
+                        raise RuntimeError(f"app.py exited with {proc.returncode}:\n{_log_tail(log_path)}")
+                    if time.monotonic() > deadline:
+                        raise TimeoutError(f"app.py did not answer on {url} within {timeout:.0f} s:\n{_log_tail(log_path)}")
+                    time.sleep(0.5)
+                yield url
+            finally:
+                _stop(proc)
+
+
+def _stop(proc: subprocess.Popen) -> None:
+    if proc.poll() is not None:
+        return
+    os.killpg(proc.pid, signal.SIGTERM)
+    try:
+        proc.wait(timeout=STOP_TIMEOUT_S)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=STOP_TIMEOUT_S)
