@@ -50,6 +50,7 @@ class TrainConfig:
     blocks: int = 16
     d_channels: int = 64  # discriminator base width (paper: 64)
     batch_norm: bool = True  # BatchNorm in G and D as in the paper (SyncBatchNorm on multi-GPU runs)
+    bicubic_skip: bool = False  # add bicubic(LR) to G's output (not in the paper; faster convergence)
     patch: int = 96  # HR crop size (paper: 96)
     batch_size: int = 16  # global batch, split over processes
     iterations: int = 100_000
@@ -82,7 +83,8 @@ class TrainConfig:
 
     @property
     def generator_config(self) -> GeneratorConfig:
-        return GeneratorConfig(scale=self.scale, channels=self.channels, blocks=self.blocks, batch_norm=self.batch_norm)
+        return GeneratorConfig(scale=self.scale, channels=self.channels, blocks=self.blocks, batch_norm=self.batch_norm,
+                               bicubic_skip=self.bicubic_skip)
 
     @classmethod
     def from_json(cls, path: Path) -> "TrainConfig":
