@@ -385,6 +385,19 @@ class _FoldedGenerator:
         return push
 
 
+def _bicubic_rows(lr: torch.Tensor, y0: int, y1: int, scale: int) -> torch.Tensor:
+    """Output rows [y0, y1) of F.interpolate(lr, scale, "bicubic"), from a window of input rows.
+
+    Bicubic reads two input rows either side of an output row's source position; the window
+    keeps that margin (or starts at the true edge, where interpolate clamps just as it does on
+    the whole image), so the rows equal the whole-image result. Used by generators trained with
+    `bicubic_skip`, which add this to their output.
+    """
+    a, b = max(0, y0 // scale - 2), min(lr.shape[2], -(-y1 // scale) + 2)
+    up = F.interpolate(lr[:, :, a:b], scale_factor=scale, mode="bicubic", align_corners=False)
+    return up[:, :, y0 - a * scale:y1 - a * scale]
+
+
 def _generator_of(source: object) -> tuple[Generator, object | None]:
     if isinstance(source, Generator):
         return source, None
@@ -480,6 +493,8 @@ class Upscaler:
                 rows = self._band_rows(r1 - r0)
                 for top in range(0, height, rows):
                     for out in push(lr[:, :, top:top + rows, r0:r1], last=top + rows >= height):
+                        if self.config.bicubic_skip:
+                            out = out.add_(_bicubic_rows(lr[:, :, :, r0:r1], y, y + out.shape[2], s))
                         sink(y, k0 * s, out[:, :, :, (k0 - r0) * s:(k1 - r0) * s])
                         y += out.shape[2]
                     done += 1

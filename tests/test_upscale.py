@@ -389,3 +389,12 @@ def test_decompression_bomb_header(tmp_path):
     expect_error(path, str(path), "decompression bomb")
     path.write_bytes(png_bytes(10_000, 10_000, 8, 0))  # over Pillow's warning level only
     expect_error(path, str(path), "decompression bomb")
+
+
+@pytest.mark.parametrize("scale", [2, 4, 8])
+def test_bicubic_skip_generators_are_streamed_exactly(scale):
+    model = tiny_generator(seed=16, scale=scale, blocks=1, bicubic_skip=True)
+    x = torch.rand(1, 3, 23, 19, generator=torch.Generator().manual_seed(5))
+    ref = whole_image(model, x)
+    for tile, band in [(1024, None), (1024, 1), (8, 3)]:
+        assert (Upscaler(model, tile=tile, band=band).upscale_tensor(x) - ref).abs().max().item() < 1e-5
