@@ -52,7 +52,7 @@ class FileCase:
 @dataclass(frozen=True)
 class ParamCase:
     """A bad numeric parameter for one path: the CLI (`args` appended to `upscale IN OUT`) or an
-    app endpoint (`args` are the endpoint's inputs, in order)."""
+    app endpoint (`args` are the endpoint's inputs, in order; None is an emptied number box)."""
 
     name: str
     what: str
@@ -248,6 +248,7 @@ PARAM_CASES: list[ParamCase] = [
     ParamCase("lr=-0.001", "toy GAN learning rate negative", "app", ("normal", 200, -1e-3, 50, 0), "/train_toygan"),
     ParamCase("hidden=-8", "toy GAN hidden units negative", "app", ("normal", 200, 1e-3, -8, 0), "/train_toygan"),
     ParamCase("seed=nan", "toy GAN seed NaN", "app", ("normal", 200, 1e-3, 50, NAN), "/train_toygan"),
+    ParamCase("lr=null", "toy GAN learning rate left empty", "app", ("normal", 200, None, 50, 0), "/train_toygan"),
     ParamCase("n=nan", "KS check sample size NaN", "app", ("beta", 1, 5, 0.5, NAN, 0), "/ks_check"),
     ParamCase("n=inf", "KS check sample size infinite", "app", ("beta", 1, 5, 0.5, INF, 0), "/ks_check"),
     ParamCase("n=-50", "KS check sample size negative", "app", ("beta", 1, 5, 0.5, -50, 0), "/ks_check"),
@@ -255,6 +256,7 @@ PARAM_CASES: list[ParamCase] = [
     ParamCase("b=-1", "Beta b negative", "app", ("beta", 1, -1, 0.5, 100, 0), "/ks_check"),
     ParamCase("fraction=inf", "drift fraction infinite", "app", ("drift", 1, 5, INF, 100, 0), "/ks_check"),
     ParamCase("seed=-1", "KS check seed negative", "app", ("beta", 1, 5, 0.5, 100, -1), "/ks_check", EITHER),
+    ParamCase("seed=null", "KS check seed left empty", "app", ("beta", 1, 5, 0.5, 100, None), "/ks_check", EITHER),
 ]
 
 

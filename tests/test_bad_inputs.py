@@ -20,7 +20,9 @@ import re
 import select
 import subprocess
 import sys
+import threading
 import time
+import urllib.error
 import urllib.request
 from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass
@@ -32,7 +34,7 @@ import torch
 from gradio_client import Client, handle_file
 from PIL import Image
 
-from app_server import ROOT, running_app
+from app_server import ROOT, START_TIMEOUT_S, STOP_TIMEOUT_S, running_app
 from bad_inputs import EITHER, IMAGE, PARAM_CASES, REFUSED, SCALE, FileCase, ParamCase, file_cases, write_corpus
 from srgan_core.models import Generator, GeneratorConfig
 from srgan_core.weights import WEIGHTS_DIR, save_generator
@@ -79,9 +81,9 @@ class SummaryTable:
 
 
 def table_lines() -> list[str]:
-    lines = [f"{'input':<28} {'path':<14} {'expect':<8} {'outcome':<16} {'s':>6}  detail"]
+    lines = [f"{'input':<28} {'path':<24} {'expect':<8} {'outcome':<9} {'s':>6}  detail"]
     for r in ROWS:
-        lines.append(f"{r.input[:28]:<28} {r.path:<14} {r.expect:<8} {r.outcome:<16} {r.seconds:>6.2f}  {r.detail[:90]}")
+        lines.append(f"{r.input[:28]:<28} {r.path:<24} {r.expect:<8} {r.outcome:<9} {r.seconds:>6.2f}  {r.detail[:90]}")
     return lines
 
 
@@ -323,10 +325,40 @@ def test_cli_folder_entry_point(corpus, weights_dir, tmp_path):
 # ----------------------------------------------------------------------------- the app path
 
 
+class BackgroundApp(threading.Thread):
+    """`python app.py` started while the CLI cases run: its start-up (torch, gradio) overlaps them."""
+
+    def __init__(self, env: dict[str, str]):
+        super().__init__(daemon=True)
+        self.env, self.url, self.error = env, None, None
+        self.ready, self.done = threading.Event(), threading.Event()
+
+    def run(self) -> None:
+        try:
+            with running_app(env=self.env) as url:
+                self.url = url
+                self.ready.set()
+                self.done.wait()
+        except BaseException as exc:  # reported to the test that needs the server
+            self.error = exc
+            self.ready.set()
+
+
+@pytest.fixture(scope="module", autouse=True)
+def background_app(weights_dir):
+    app = BackgroundApp({"SRGAN_WEIGHTS_DIR": str(weights_dir)})
+    app.start()
+    yield app
+    app.done.set()
+    app.join(timeout=STOP_TIMEOUT_S * 2 + 5)
+
+
 @pytest.fixture(scope="module")
-def app_url(weights_dir):
-    with running_app(env={"SRGAN_WEIGHTS_DIR": str(weights_dir)}) as url:
-        yield url
+def app_url(background_app) -> str:
+    assert background_app.ready.wait(START_TIMEOUT_S + 30), "app.py did not start"
+    if background_app.error is not None:
+        raise background_app.error
+    return background_app.url
 
 
 @pytest.fixture(scope="module")
@@ -354,6 +386,40 @@ def call_app(client: Client, endpoint: str, args: tuple) -> tuple[str, object, f
         return "hang", None, time.monotonic() - t0
     except Exception as exc:  # AppError, or the upload itself refused; the message is the finding
         return "error", f"{type(exc).__name__}: {exc}", time.monotonic() - t0
+
+
+def call_http(url: str, endpoint: str, args: tuple) -> tuple[str, object, float]:
+    """The same call over the app's plain HTTP API (POST /gradio_api/call/NAME, then read its event
+    stream), with the body written by Python's json module: NaN and Infinity go out as the bare
+    literals many JSON writers produce. gradio_client refuses to send them at all, and a browser
+    sends null, so this is how non-finite numbers reach the server."""
+    t0 = time.monotonic()
+    name = endpoint.lstrip("/")
+    body = json.dumps({"data": list(args)}).encode()
+    request = urllib.request.Request(f"{url}/gradio_api/call/{name}", data=body,
+                                     headers={"Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(request, timeout=CASE_TIMEOUT_S) as r:
+            event_id = json.loads(r.read())["event_id"]
+        with urllib.request.urlopen(f"{url}/gradio_api/call/{name}/{event_id}", timeout=CASE_TIMEOUT_S) as r:
+            event = None
+            for raw in r:
+                line = raw.decode("utf-8", "replace").rstrip("\n")
+                if line.startswith("event:"):
+                    event = line.split(":", 1)[1].strip()
+                elif line.startswith("data:") and event in ("complete", "error"):
+                    data = json.loads(line[5:])
+                    if event == "complete":
+                        return "ok", data, time.monotonic() - t0
+                    message = data.get("error") if isinstance(data, dict) else data
+                    return "error", f"AppError: {message or UNHANDLED}", time.monotonic() - t0
+                if time.monotonic() - t0 > CASE_TIMEOUT_S:
+                    break
+        return "hang", None, time.monotonic() - t0
+    except urllib.error.HTTPError as exc:  # refused before it was queued, e.g. 422
+        return "error", f"HTTP {exc.code}: {exc.read()[:300].decode('utf-8', 'replace')}", time.monotonic() - t0
+    except TimeoutError:
+        return "hang", None, time.monotonic() - t0
 
 
 def classify_app_error(message: str) -> tuple[str, str]:
@@ -388,7 +454,13 @@ def test_app_file(client, app_url, corpus, name):
 
 @pytest.mark.parametrize("param", APP_PARAMS, ids=[p.name for p in APP_PARAMS])
 def test_app_param(client, app_url, param: ParamCase):
-    kind, value, seconds = call_app(client, param.endpoint, param.args)
+    finite = all(not isinstance(a, float) or math.isfinite(a) for a in param.args)
+    if finite:
+        path = f"app {param.endpoint}"
+        kind, value, seconds = call_app(client, param.endpoint, param.args)
+    else:
+        path = f"app http {param.endpoint}"
+        kind, value, seconds = call_http(app_url, param.endpoint, param.args)
     if kind == "ok":
         outcome, detail = "answered", ""
         if param.endpoint == "/ks_check":
@@ -399,7 +471,7 @@ def test_app_param(client, app_url, param: ParamCase):
         outcome, detail = "hang", f"no answer within {CASE_TIMEOUT_S:.0f} s"
     else:
         outcome, detail = classify_app_error(value)
-    record(param.name, f"app {param.endpoint}", param.expect, outcome, seconds, detail)
+    record(param.name, path, param.expect, outcome, seconds, detail)
     assert server_answers(app_url), f"the server stopped answering after {param.name}"
     assert outcome not in ("hang", "crash", "unclear", "wrong"), f"{param.what}: {outcome}: {detail}"
     if param.expect == REFUSED:
