@@ -1,0 +1,314 @@
+"""The toy GAN: the fast trainer against the plain PyTorch loop, streaming, files, bad input, CLI."""
+import json
+import math
+import os
+import subprocess
+import sys
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from srgan_core import toygan
+from srgan_core.cli import main
+from srgan_core.toygan import ToyGANConfig, load_toy_generator, reference_train, save_toy_generator, train
+from srgan_core.weights import WeightsError, save_weights
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def last(config: ToyGANConfig, **kw) -> toygan.Snapshot:
+    return list(train(config, snapshot_every=None, **kw))[-1]
+
+
+# ---------------------------------------------------------------- same maths as the plain loop
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_torch_thread():
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # tiny tensors: threads only add waiting
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.mark.parametrize("config", [
+    ToyGANConfig(epochs=300, seed=3),
+    # every knob moved: mixture target, normal noise, other widths, ReLU, no averaging, full batch
+    ToyGANConfig(epochs=200, seed=5, target="mixture", noise="normal", hidden=7, d_hidden=16, negative_slope=0.0,
+                 lr=3e-3, beta1=0.5, beta2=0.9, ema=0.0, n_real=40, batch_size=40),
+], ids=["defaults", "every-knob"])
+def test_fast_trainer_matches_the_plain_pytorch_loop(config):
+    """Same seed, same initial weights, same mini-batches: the hand-written numpy trainer and the
+    nn.Sequential + torch.optim.Adam + BCE loop must agree step for step."""
+    ref = reference_train(config)
+    fast = last(config)
+    for name, w in ref.generator.weights.items():
+        np.testing.assert_allclose(fast.generator.weights[name], w, rtol=0, atol=2e-5, err_msg=name)
+    np.testing.assert_allclose(fast.decision, ref.decision, rtol=0, atol=2e-5)  # D agrees too
+    np.testing.assert_allclose(fast.d_losses, ref.d_losses, rtol=0, atol=2e-5)
+    np.testing.assert_allclose(fast.g_losses, ref.g_losses, rtol=0, atol=2e-5)
+    assert len(fast.d_losses) == config.epochs
+    # and the runs really moved: not two copies of the initial weights
+    start = last(replace(config, epochs=1)).generator.weights["0.weight"]
+    assert np.abs(fast.generator.weights["0.weight"] - start).max() > 1e-3
+
+
+def test_adam_is_torch_adam():
+    rng = np.random.default_rng(0)
+    p = rng.standard_normal(1000).astype(np.float32)
+    g = np.zeros_like(p)
+    ours = toygan._Adam(p, g, lr=1e-2, betas=(0.8, 0.99))
+    theirs = torch.nn.Parameter(torch.from_numpy(p.copy()))
+    opt = torch.optim.Adam([theirs], lr=1e-2, betas=(0.8, 0.99))
+    for _ in range(100):
+        g[:] = rng.standard_normal(1000).astype(np.float32) * rng.uniform(0.01, 10)
+        ours.step()
+        theirs.grad = torch.from_numpy(g.copy())
+        opt.step()
+    np.testing.assert_allclose(p, theirs.detach().numpy(), rtol=0, atol=1e-6)
+
+
+def test_fast_trainer_speed():
+    """Issue 3: 30,000 epochs in <= 10 s, i.e. <= 333 us per epoch. Measured in CPU seconds,
+    which other people's work on shared cores disturbs far less than the wall clock; and
+    against the plain loop at its best (1 torch thread), side by side in this process."""
+    config = ToyGANConfig(seed=1)
+    t = time.process_time()
+    reference_train(replace(config, epochs=150))
+    ref_per_epoch = (time.process_time() - t) / 150
+    last(replace(config, epochs=10))  # warm-up
+    per_epoch = []
+    for _ in range(2):
+        t = time.process_time()
+        last(replace(config, epochs=3000))
+        per_epoch.append((time.process_time() - t) / 3000)
+    assert min(per_epoch) * 30_000 <= 10.0, per_epoch
+    assert ref_per_epoch / min(per_epoch) >= 3, (ref_per_epoch, per_epoch)
+
+
+# ---------------------------------------------------------------- determinism and streaming
+
+
+def test_same_seed_same_result_and_snapshots_do_not_change_training():
+    config = ToyGANConfig(epochs=1200, seed=7)
+    a = last(config)
+    b = list(train(config, snapshot_every=250))[-1]
+    for name in a.generator.weights:
+        np.testing.assert_array_equal(a.generator.weights[name], b.generator.weights[name])
+    np.testing.assert_array_equal(a.d_losses, b.d_losses)
+    # a shorter run is exactly the start of a longer one
+    short = last(replace(config, epochs=700))
+    np.testing.assert_array_equal(short.d_losses, a.d_losses[:700])
+    other = last(replace(config, seed=8))
+    assert not np.array_equal(other.d_losses, a.d_losses)
+
+
+def test_snapshots_carry_what_the_app_plots():
+    config = ToyGANConfig(epochs=1300, seed=2)
+    snaps = list(train(config, snapshot_every=500))
+    assert [s.epoch for s in snaps] == [500, 1000, 1300]
+    s = snaps[-1]
+    assert s.epochs == 1300 and s.elapsed_s > 0
+    assert s.samples.shape == (1000,) and np.all(np.isfinite(s.samples))
+    assert s.grid.shape == s.decision.shape and s.grid[0] < -3.9 and s.grid[-1] > 3.9
+    assert np.all((s.decision > 0) & (s.decision < 1))
+    assert s.real.shape == (config.n_real,) and abs(s.real.mean()) < 0.2 and 0.8 < s.real.std() < 1.2
+    assert s.d_losses.shape == (1300,) and s.g_losses.shape == (1300,)
+    assert s.d_loss == pytest.approx(s.d_losses[1000:].mean()) and s.g_loss == pytest.approx(s.g_losses[1000:].mean())
+    # the KS statistic is scipy's
+    from scipy import stats
+
+    assert s.ks_statistic == pytest.approx(stats.kstest(s.samples, "norm").statistic, abs=1e-12)
+    # training moves towards the target: the D loss heads for ln 2 and the KS distance shrinks
+    assert snaps[0].ks_statistic < 0.3 and abs(s.d_loss - math.log(2)) < 0.1
+
+
+def test_stopping_early_leaves_a_usable_generator_that_later_training_does_not_touch():
+    run = train(ToyGANConfig(seed=4), snapshot_every=500)
+    first = next(run)
+    kept = {k: v.copy() for k, v in first.generator.weights.items()}
+    next(run)
+    run.close()  # stop early: 1,000 of 30,000 epochs
+    for k, v in first.generator.weights.items():
+        np.testing.assert_array_equal(v, kept[k])
+    out = first.generator.draw(500, np.random.default_rng(0))
+    assert out.shape == (500,) and np.all(np.isfinite(out)) and out.std() > 0.3
+
+
+def test_snapshots_every_500_epochs_cost_at_most_10_percent():
+    config = ToyGANConfig(epochs=3000, seed=6)
+    last(replace(config, epochs=10))  # warm-up
+    plain, streamed = [], []
+    for _ in range(2):  # best of two: the cores are shared
+        t = time.process_time()
+        last(config)
+        plain.append(time.process_time() - t)
+        t = time.process_time()
+        n = len(list(train(config, snapshot_every=500)))
+        streamed.append(time.process_time() - t)
+    assert n == 6
+    assert min(streamed) <= 1.10 * min(plain), (plain, streamed)
+
+
+def test_mixture_target_and_normal_noise_train():
+    config = ToyGANConfig(epochs=1500, target="mixture", noise="normal", mu=-2, mu2=3, sigma2=0.5, seed=1)
+    s = last(config)
+    assert toygan.describe_target(config) == "0.5·N(-2, 1) + 0.5·N(3, 0.5)"
+    assert s.grid[0] <= -6 and s.grid[-1] >= 5
+    assert np.all(np.isfinite(s.samples))
+    assert s.ks_statistic == pytest.approx(toygan.ks_statistic(s.samples, toygan.target_cdf(config)))
+    # the real data really is bimodal
+    assert np.mean(s.real > 0.5) == pytest.approx(0.5, abs=0.06)
+
+
+# ---------------------------------------------------------------- bad input
+
+
+@pytest.mark.parametrize("field, value, words", [
+    ("sigma", 0.0, "sigma must be greater than 0"),
+    ("sigma", -1.0, "sigma must be greater than 0"),
+    ("sigma", float("nan"), "sigma must be a finite number"),
+    ("mu", float("inf"), "mu must be a finite number"),
+    ("sigma2", 0.0, "sigma2 must be greater than 0"),
+    ("weight2", 1.5, "weight2"),
+    ("lr", float("nan"), "lr must be a finite number"),
+    ("lr", -1e-3, "lr must be greater than 0"),
+    ("lr", float("inf"), "lr must be a finite number"),
+    ("epochs", 0, "epochs must be between 1"),
+    ("epochs", -100, "epochs must be between 1"),
+    ("epochs", 10**12, "epochs must be between 1"),
+    ("epochs", 2.5, "epochs must be a whole number"),
+    ("epochs", float("nan"), "epochs must be a whole number"),
+    ("hidden", -8, "hidden must be between 1"),
+    ("n_real", 1, "n_real must be between 2"),
+    ("batch_size", 2000, "batch_size must be between 1 and 1,000"),
+    ("beta1", 1.0, "beta1 must be in [0, 1)"),
+    ("ema", -0.1, "ema must be in [0, 1)"),
+    ("negative_slope", float("nan"), "negative_slope must be a finite number"),
+    ("seed", -1, "seed must be a whole number, 0 or more"),
+    ("seed", float("nan"), "seed must be a whole number"),
+    ("target", "cauchy", "target must be one of normal, mixture"),
+    ("noise", "beta", "noise must be one of uniform, normal"),
+])
+def test_bad_config_raises_a_readable_value_error(field, value, words):
+    with pytest.raises(ValueError, match=f"^{words}".replace("(", r"\(").replace(")", r"\)").replace("[", r"\[")):
+        ToyGANConfig(**{field: value})
+
+
+def test_snapshot_every_and_sample_inputs_are_checked():
+    with pytest.raises(ValueError, match="snapshot_every"):
+        next(train(ToyGANConfig(epochs=10), snapshot_every=0))
+    g = last(ToyGANConfig(epochs=10)).generator
+    with pytest.raises(ValueError, match="NaN or infinite"):
+        g.sample(np.array([0.5, np.nan]))
+
+
+# ---------------------------------------------------------------- files
+
+
+def test_save_and_load_round_trip(tmp_path):
+    s = last(ToyGANConfig(epochs=300, hidden=12, seed=9))
+    path = save_toy_generator(s.generator, tmp_path / "toy", training={"epochs": 300})
+    assert path == tmp_path / "toy.safetensors"
+    meta = json.loads((tmp_path / "toy.json").read_text())
+    assert meta["kind"] == "toygan" and meta["architecture"] == "toygan-mlp" and meta["target"] == "N(0, 1)"
+    assert meta["config"]["hidden"] == 12 and meta["training"] == {"epochs": 300} and len(meta["sha256"]) == 64
+    for source in (tmp_path / "toy", tmp_path / "toy.json", str(path)):
+        g = load_toy_generator(source)
+        assert g.config == s.generator.config
+        z = np.linspace(0, 1, 101)
+        np.testing.assert_array_equal(g.sample(z), s.generator.sample(z))
+    # the file loads into the nn.Sequential the names promise
+    from safetensors.torch import load_file
+
+    net = torch.nn.Sequential(torch.nn.Linear(1, 12), torch.nn.LeakyReLU(0.2), torch.nn.Linear(12, 1))
+    net.load_state_dict(load_file(str(path)))
+    with torch.no_grad():
+        out = net(torch.linspace(0, 1, 101).unsqueeze(1))[:, 0].numpy()
+    np.testing.assert_allclose(out, s.generator.sample(np.linspace(0, 1, 101)), atol=1e-5)
+
+
+def test_loading_something_that_is_not_a_toy_generator_says_so(tmp_path):
+    save_weights({"conv.weight": torch.zeros(2, 2)}, tmp_path / "sr", {"kind": "generator", "architecture": "srresnet"})
+    with pytest.raises(WeightsError, match="not a toy generator"):
+        load_toy_generator(tmp_path / "sr")
+    save_weights({"0.weight": torch.zeros(3, 1)}, tmp_path / "bad", {"kind": "toygan", "architecture": "toygan-mlp",
+                                                                     "config": {"hidden": 5}})
+    with pytest.raises(WeightsError, match="do not fit hidden=5"):
+        load_toy_generator(tmp_path / "bad")
+    with pytest.raises(WeightsError, match="no such weights"):
+        load_toy_generator(tmp_path / "missing")
+
+
+def test_the_shipped_default_loads_and_says_how_it_was_made():
+    g = load_toy_generator()
+    # default settings; the seed is 1 because seed 0's 1000 observed values happen to have a standard
+    # deviation of 0.944, which caps how well any generator faithful to them can pass the KS test
+    assert g.config == ToyGANConfig(seed=1)
+    meta = json.loads((ROOT / "weights" / "toygan_default.json").read_text())
+    assert meta["training"]["epochs"] == 30000 and "command" in meta["training"]
+    out = g.draw(100_000, np.random.default_rng(0))
+    assert abs(out.mean()) < 0.1 and 0.85 < out.std() < 1.15
+
+
+# ---------------------------------------------------------------- CLI
+
+
+def cli(*args: str, timeout: float = 300) -> subprocess.CompletedProcess:
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    return subprocess.run([sys.executable, "-m", "srgan_core", *args], env=env, capture_output=True, text=True,
+                          timeout=timeout, stdin=subprocess.DEVNULL)
+
+
+def test_cli_trains_saves_and_reports_json(tmp_path):
+    out = cli("toygan", "--epochs", "3000", "--seed", "2", "--out", str(tmp_path / "g"), "--json")
+    assert out.returncode == 0, out.stderr
+    r = json.loads(out.stdout)
+    assert r["epochs"] == 3000 and r["seed"] == 2 and r["n"] == 100 and r["target"] == "N(0, 1)"
+    assert 0 < r["seconds"] < 120 and r["epochs_per_s"] > 0 and 0 <= r["p_value"] <= 1
+    assert 0.4 < r["d_loss"] < 1 and 0.4 < r["g_loss"] < 1.5
+    assert (tmp_path / "g.safetensors").is_file() and r["out"] == str(tmp_path / "g.safetensors")
+    meta = json.loads((tmp_path / "g.json").read_text())
+    assert meta["training"]["command"] == f"python -m srgan_core toygan --epochs 3000 --seed 2 --out {tmp_path / 'g'}"
+    # a bad parameter, as a user meets it: one line on stderr, exit status 2, no traceback
+    bad = cli("toygan", "--sigma", "0")
+    assert bad.returncode == 2 and bad.stderr == "error: sigma must be greater than 0, got 0.0\n"
+
+
+def test_cli_text_output(capsys):
+    assert main(["toygan", "--epochs", "600", "--seed", "2"]) == 0
+    out, err = capsys.readouterr()
+    assert "trained 600 epochs" in out and "final losses: D" in out and "KS test of 100 outputs" in out
+    assert "epochs/s" in err and "s left" in err  # progress goes to stderr
+
+
+@pytest.mark.parametrize("args, words", [
+    (("--epochs", "0"), "epochs must be between 1"),
+    (("--epochs", "-100"), "epochs must be between 1"),
+    (("--sigma", "0"), "sigma must be greater than 0"),
+    (("--sigma", "nan"), "sigma must be a finite number"),
+    (("--mu", "inf"), "mu must be a finite number"),
+    (("--lr", "inf"), "lr must be a finite number"),
+    (("--lr", "-0.001"), "lr must be greater than 0"),
+    (("--hidden", "-8"), "hidden must be between 1"),
+    (("--batch-size", "5000"), "batch_size must be between 1 and 1,000"),
+    (("--seed", "-1"), "seed must be a whole number"),
+    (("--out", "x.pth"), "saved as safetensors + JSON, not .pth"),
+])
+def test_cli_bad_parameters_print_one_line_and_exit_2(args, words, capsys):
+    assert main(["toygan", *args]) == 2
+    out, err = capsys.readouterr()
+    assert err.count("\n") == 1 and err.startswith("error: ") and words in err and out == ""
+
+
+def test_cli_help_explains_the_options(capsys):
+    with pytest.raises(SystemExit) as stop:
+        main(["toygan", "--help"])
+    assert stop.value.code == 0
+    out = capsys.readouterr().out
+    for word in ("--epochs", "--seed", "--out", "--json", "mini-batch", "30000", "KS p-value", "mode collapse"):
+        assert word in out
