@@ -40,7 +40,7 @@ def fast(config: ToyGANConfig, snapshot_every: int | None = None):
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--epochs", type=int, default=30_000, help="epochs of the fast trainer")
-    p.add_argument("--reference-epochs", type=int, default=1_000, help="epochs of the plain PyTorch loop")
+    p.add_argument("--reference-epochs", type=int, default=500, help="epochs of the plain PyTorch loop")
     p.add_argument("--seed", type=int, default=0)
     args = p.parse_args()
     default_threads = torch.get_num_threads()

@@ -42,12 +42,14 @@ def test_shipped_generator_passes_uniform_and_flags_beta(shipped):
 
 @pytest.mark.slow
 def test_training_from_scratch_meets_the_same_rates_for_4_of_5_seeds():
-    results = []
+    results, good = [], []
     for seed in range(5):
         generator = list(train(ToyGANConfig(seed=seed), snapshot_every=None))[-1].generator
         results.append(pass_and_flag_rates(generator, seed=100 + seed))
+        good.append(results[-1][0] >= 0.90 and results[-1][1] >= 0.99)
+        if sum(good) == 4 or good.count(False) == 2:
+            break  # decided: the remaining seeds cannot change the outcome
     print("from scratch, per seed (uniform passes, Beta(1,5) flagged):", results)
-    good = [p >= 0.90 and f >= 0.99 for p, f in results]
     assert sum(good) >= 4, results
 
 
