@@ -20,7 +20,7 @@ from srgan_core.toygan import ToyGenerator, load_toy_generator
 NOISE_KINDS = ("uniform", "beta", "normal", "drift")
 MAX_N = 1_000_000  # values per trial
 MAX_TRIALS = 100_000
-_CHUNK = 2_000_000  # values drawn at once in detection_curve, to bound memory
+_CHUNK = 1_000_000  # values drawn at once in detection_curve, to bound memory
 
 
 @dataclass(frozen=True)

@@ -4,7 +4,9 @@ The maths follows the Keras GAN example the original write-up used: G is a dense
 D is 1 -> 128 -> 128 -> 1, both with leaky-ReLU hidden layers; 1000 observed samples; an "epoch" is
 one step on a mini-batch in which D sees `batch_size` real and `batch_size` generated values.
 Each step updates D with G fixed (binary cross-entropy, real = 1, generated = 0), then G through the
-fixed D (the non-saturating loss: generated labelled real). Both use Adam.
+fixed D (the non-saturating loss: generated labelled real). Both use Adam. The generator a run
+keeps is an exponential moving average of G's weights (`ema`; 0 keeps G as it is): with 32 values
+a batch, G wanders around the equilibrium, and the average sits much closer to it.
 
 Two trainers run that same maths:
 - `reference_train` is the straightforward eager PyTorch loop (nn.Sequential, torch.optim.Adam,
@@ -36,8 +38,8 @@ NOISES = ("uniform", "normal")
 MAX_EPOCHS = 1_000_000  # ~4 minutes with the default model; a typo of extra zeros should not hang the app
 MAX_WIDTH = 4096
 MAX_REAL = 1_000_000
-WEIGHTS_DIR = Path(__file__).resolve().parent.parent / "weights"
-DEFAULT_NAME = "toygan_default"
+DEFAULT_NAME = "toygan_default"  # the bundled generator, in the weights folder
+_SAMPLE_CHUNK = 65_536  # values per pass in ToyGenerator.sample: bounds its memory for any input size
 
 _BLOCK = 500  # epochs of mini-batches drawn at once; fixed, so the random stream never depends on snapshots
 _N_EVAL = 1000  # generated values in each snapshot (always from the same noise, so frames are comparable)
@@ -247,14 +249,18 @@ class ToyGenerator:
         return target_cdf(self.config)(x)
 
     def sample(self, noise: np.ndarray) -> np.ndarray:
-        """G(noise) for a 1-D array (or any shape: G acts on each value); float64 for the statistics."""
+        """G(noise) for an array of any shape (G acts on each value); float64 for the statistics."""
         z = np.asarray(noise, np.float32)
         if not np.all(np.isfinite(z)):
             raise ValueError("noise contains NaN or infinite values")
         w = self.weights
-        h = z[..., None] * w["0.weight"][:, 0] + w["0.bias"]
-        h = np.where(h > 0, h, h * np.float32(self.config.negative_slope))
-        return (h @ w["2.weight"][0] + w["2.bias"][0]).astype(np.float64)
+        slope = np.float32(self.config.negative_slope)
+        flat, out = z.ravel(), np.empty(z.size)
+        for start in range(0, flat.size, _SAMPLE_CHUNK):
+            h = flat[start : start + _SAMPLE_CHUNK, None] * w["0.weight"][:, 0] + w["0.bias"]
+            h = np.where(h > 0, h, h * slope)
+            out[start : start + _SAMPLE_CHUNK] = h @ w["2.weight"][0] + w["2.bias"][0]
+        return out.reshape(z.shape)
 
     def draw(self, n: int, rng: np.random.Generator | None = None) -> np.ndarray:
         """n outputs for noise from the source the generator was trained on."""
@@ -444,6 +450,7 @@ class _FastGAN:
         self.y = np.r_[np.ones(b), np.zeros(b)].astype(np.float32)
         self.dlogit_d = np.empty(2 * b, np.float32)
         self.dlogit_g = np.empty(b, np.float32)
+        self.one = np.float32(1)
         self.ema = c.ema
         self.g_avg = self.G.params.copy()
         self.g_diff = np.empty_like(self.g_avg)
@@ -462,7 +469,7 @@ class _FastGAN:
         self.opt_d.step()
         # 2. update G through the fixed D: make D call generated values real (label 1).
         logits_g[:] = self.D.forward(self.G.forward(z_g))
-        np.subtract(special.expit(logits_g), self.one_f32, out=self.dlogit_g)
+        np.subtract(special.expit(logits_g), self.one, out=self.dlogit_g)
         self.dlogit_g *= 1 / b
         self.G.backward(self.D.backward(self.dlogit_g, param_grads=False, input_grad=True))
         self.opt_g.step()
@@ -475,15 +482,14 @@ class _FastGAN:
     def kept_generator(self) -> list[tuple[np.ndarray, np.ndarray]]:
         return self.G.layers(self.g_avg if self.ema else None)
 
-    one_f32 = np.float32(1)
-
     def d_prob(self, x: np.ndarray) -> np.ndarray:
         return special.expit(self.D.forward(x.astype(np.float32)))
 
 
 def train(config: ToyGANConfig, snapshot_every: int | None = 500) -> Iterator[Snapshot]:
     """Train, yielding a Snapshot every `snapshot_every` epochs and after the last one (None: only the
-    last). Stop iterating whenever you like: every snapshot's generator is a finished, usable copy."""
+    last). Stop iterating whenever you like: every snapshot's generator is a finished, usable copy.
+    Same config, same result, whatever snapshot_every is."""
     config.validate()
     if snapshot_every is not None:
         _check_int("snapshot_every", snapshot_every, 1, MAX_EPOCHS)
@@ -513,6 +519,12 @@ def train(config: ToyGANConfig, snapshot_every: int | None = 500) -> Iterator[Sn
 
     every = snapshot_every or config.epochs
     blas = ThreadpoolController()
+
+    def snapshot() -> Snapshot:
+        with blas.limit(limits=1, user_api="blas"):
+            return _snapshot(config, epoch, gan.kept_generator(), gan.d_prob, real, eval_noise,
+                             d_losses, g_losses, since, t0)
+
     for x, z_d, z_g in _batches(config, real, batch_rng):
         base = epoch
         while epoch - base < len(x):
@@ -525,15 +537,10 @@ def train(config: ToyGANConfig, snapshot_every: int | None = 500) -> Iterator[Sn
             epoch = stop
             if epoch % every == 0 and epoch < config.epochs:
                 losses_up_to_now(base)
-                with blas.limit(limits=1, user_api="blas"):
-                    snap = _snapshot(config, epoch, gan.kept_generator(), gan.d_prob, real, eval_noise,
-                                     d_losses, g_losses, since, t0)
-                yield snap
+                yield snapshot()
                 since = epoch
         losses_up_to_now(base)
-    with blas.limit(limits=1, user_api="blas"):
-        snap = _snapshot(config, epoch, gan.kept_generator(), gan.d_prob, real, eval_noise, d_losses, g_losses, since, t0)
-    yield snap
+    yield snapshot()
 
 
 # ---------------------------------------------------------------- reference trainer: plain PyTorch
