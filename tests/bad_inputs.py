@@ -51,14 +51,15 @@ class FileCase:
 
 @dataclass(frozen=True)
 class ParamCase:
-    """A bad numeric parameter for one path: the CLI (`args` appended to `upscale IN OUT`) or an
-    app endpoint (`args` are the endpoint's inputs, in order; None is an emptied number box)."""
+    """A bad numeric parameter for one path: a CLI command (`args` are its options; `upscale` gets
+    `IN OUT` before them) or an app endpoint (`args` are the endpoint's inputs, in order; None is
+    an emptied number box). For the CLI, the last option in `args` is the bad one."""
 
     name: str
     what: str
     path: str  # "cli" or "app"
     args: tuple[Any, ...]
-    endpoint: str | None = None
+    endpoint: str | None = None  # the app endpoint, or the CLI command
     expect: str = REFUSED
 
 
@@ -235,11 +236,25 @@ def file_cases(max_pixels: int | None = None, max_side: int | None = None) -> li
 NAN, INF = float("nan"), float("inf")
 # /train_toygan inputs: target, epochs, lr, hidden, seed. /ks_check: source, a, b, fraction, n, seed.
 PARAM_CASES: list[ParamCase] = [
-    ParamCase("tile=0", "a tile size of 0", "cli", ("--tile", "0")),
-    ParamCase("tile=-64", "a negative tile size", "cli", ("--tile", "-64")),
-    ParamCase("tile=nan", "a tile size of NaN", "cli", ("--tile", "nan")),
-    ParamCase("tile=inf", "an infinite tile size", "cli", ("--tile", "inf")),
-    ParamCase("tile=1e9", "a tile far larger than the image", "cli", ("--tile", "1000000000"), expect=IMAGE),
+    ParamCase("tile=0", "a tile size of 0", "cli", ("--tile", "0"), "upscale"),
+    ParamCase("tile=-64", "a negative tile size", "cli", ("--tile", "-64"), "upscale"),
+    ParamCase("tile=nan", "a tile size of NaN", "cli", ("--tile", "nan"), "upscale"),
+    ParamCase("tile=inf", "an infinite tile size", "cli", ("--tile", "inf"), "upscale"),
+    ParamCase("tile=1e9", "a tile far larger than the image", "cli", ("--tile", "1000000000"), "upscale", IMAGE),
+    # toy GAN runs are kept short (--epochs 200) in case a bad value is accepted
+    ParamCase("toygan lr=nan", "toy GAN learning rate NaN", "cli", ("--epochs", "200", "--lr", "nan"), "toygan"),
+    ParamCase("toygan lr=inf", "toy GAN learning rate infinite", "cli", ("--epochs", "200", "--lr", "inf"), "toygan"),
+    ParamCase("toygan lr=-1", "toy GAN learning rate negative", "cli", ("--epochs", "200", "--lr", "-1"), "toygan"),
+    ParamCase("toygan sigma=nan", "target sd NaN", "cli", ("--epochs", "200", "--sigma", "nan"), "toygan"),
+    ParamCase("toygan mu=-inf", "target mean minus infinity", "cli", ("--epochs", "200", "--mu=-inf"), "toygan"),
+    ParamCase("toygan epochs=-5", "negative epochs", "cli", ("--epochs", "-5"), "toygan"),
+    ParamCase("toygan batch=0", "a batch of 0", "cli", ("--epochs", "200", "--batch-size", "0"), "toygan"),
+    ParamCase("anomaly n=-3", "negative sample size", "cli", ("--noise", "beta", "--n", "-3"), "anomaly"),
+    ParamCase("anomaly a=nan", "Beta a NaN", "cli", ("--noise", "beta", "--a", "nan"), "anomaly"),
+    ParamCase("anomaly fraction=inf", "drift share infinite", "cli", ("--noise", "drift", "--fraction", "inf"),
+              "anomaly"),
+    ParamCase("anomaly alpha=nan", "significance level NaN", "cli", ("--noise", "beta", "--alpha", "nan"), "anomaly"),
+    ParamCase("anomaly trials=0", "zero trials", "cli", ("--noise", "beta", "--trials", "0"), "anomaly"),
     ParamCase("epochs=nan", "toy GAN epochs NaN", "app", ("normal", NAN, 1e-3, 50, 0), "/train_toygan"),
     ParamCase("epochs=inf", "toy GAN epochs infinite", "app", ("normal", INF, 1e-3, 50, 0), "/train_toygan"),
     ParamCase("epochs=-100", "toy GAN epochs negative", "app", ("normal", -100, 1e-3, 50, 0), "/train_toygan"),
