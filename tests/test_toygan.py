@@ -140,17 +140,17 @@ def test_stopping_early_leaves_a_usable_generator_that_later_training_does_not_t
 
 
 def test_snapshots_every_500_epochs_cost_at_most_10_percent():
-    config = ToyGANConfig(epochs=3000, seed=6)
+    config = ToyGANConfig(epochs=2000, seed=6)
     last(replace(config, epochs=10))  # warm-up
     plain, streamed = [], []
-    for _ in range(2):  # best of two: the cores are shared
+    for _ in range(3):  # best of three: the cores are shared
         t = time.process_time()
         last(config)
         plain.append(time.process_time() - t)
         t = time.process_time()
         n = len(list(train(config, snapshot_every=500)))
         streamed.append(time.process_time() - t)
-    assert n == 6
+    assert n == 4
     assert min(streamed) <= 1.10 * min(plain), (plain, streamed)
 
 
