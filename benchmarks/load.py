@@ -274,45 +274,47 @@ def run_load(
             sampler.start()
         prober.start()
 
-        outcomes, jobs = [], []
-        t0 = time.monotonic()
-        for i in range(n):
-            if i < sr:
-                endpoint = "/simulate" if i % 4 == 3 else "/upscale"
-                outcome = Outcome("sr", endpoint)
-                job = clients[i].submit(handle_file(str(images[i])), model, api_name=endpoint)
-            else:
-                outcome = Outcome("toy", "/train_toygan")
-                job = clients[i].submit("normal", toy_epochs, 1e-3, 32, i, api_name="/train_toygan")
-            outcomes.append(outcome)
-            jobs.append(job)
+        outcomes: list[Outcome] = []
+        try:
+            jobs = []
+            t0 = time.monotonic()
+            for i in range(n):
+                if i < sr:
+                    endpoint = "/simulate" if i % 4 == 3 else "/upscale"
+                    outcome = Outcome("sr", endpoint)
+                    job = clients[i].submit(handle_file(str(images[i])), model, api_name=endpoint)
+                else:
+                    outcome = Outcome("toy", "/train_toygan")
+                    job = clients[i].submit("normal", toy_epochs, 1e-3, 32, i, api_name="/train_toygan")
+                outcomes.append(outcome)
+                jobs.append(job)
 
-        open_jobs = set(range(n))
-        while open_jobs and time.monotonic() - t0 < deadline_s:
-            for i in list(open_jobs):
-                job, o = jobs[i], outcomes[i]
-                status = job.status()
-                if status.code == Status.IN_QUEUE and status.rank is not None:
-                    o.max_rank = max(o.max_rank or 0, status.rank)
-                if o.started_s is None and status.code in RUNNING:
-                    o.started_s = time.monotonic() - t0
-                if o.kind == "toy" and o.first_update_s is None and job.outputs():
-                    o.first_update_s = time.monotonic() - t0
-                if not job.done():
-                    continue
-                open_jobs.discard(i)
-                o.latency_s = time.monotonic() - t0
-                _settle(job, o, images[i] if o.kind == "sr" else None, toy_epochs)
-            time.sleep(0.1)
-        for i in open_jobs:
-            jobs[i].cancel()
-            outcomes[i].check = f"no answer within {deadline_s:.0f} s"
-        wall = time.monotonic() - t0
-
-        peak = sampler.stop() if sampler else None
-        worst_page, page_failures = prober.stop()
-        for c in clients:
-            c.close()
+            open_jobs = set(range(n))
+            while open_jobs and time.monotonic() - t0 < deadline_s:
+                for i in list(open_jobs):
+                    job, o = jobs[i], outcomes[i]
+                    status = job.status()
+                    if status.code == Status.IN_QUEUE and status.rank is not None:
+                        o.max_rank = max(o.max_rank or 0, status.rank)
+                    if o.started_s is None and status.code in RUNNING:
+                        o.started_s = time.monotonic() - t0
+                    if o.kind == "toy" and o.first_update_s is None and job.outputs():
+                        o.first_update_s = time.monotonic() - t0
+                    if not job.done():
+                        continue
+                    open_jobs.discard(i)
+                    o.latency_s = time.monotonic() - t0
+                    _settle(job, o, images[i] if o.kind == "sr" else None, toy_epochs)
+                time.sleep(0.1)
+            for i in open_jobs:
+                jobs[i].cancel()
+                outcomes[i].check = f"no answer within {deadline_s:.0f} s"
+            wall = time.monotonic() - t0
+        finally:  # the watchers stop and the sessions close even if the burst itself failed
+            peak = sampler.stop() if sampler else None
+            worst_page, page_failures = prober.stop()
+            for c in clients:
+                c.close()
     settings = dict(sr=sr, toy=toy, sr_size=sr_size, toy_epochs=toy_epochs, model=model, deadline_s=deadline_s)
     return LoadReport(outcomes, wall, baseline, peak, worst_page, page_failures, settings)
 

@@ -38,6 +38,7 @@ from PIL import Image
 
 from app_server import ROOT, START_TIMEOUT_S, STOP_TIMEOUT_S, running_app
 from bad_inputs import EITHER, IMAGE, PARAM_CASES, REFUSED, SCALE, FileCase, ParamCase, file_cases, write_corpus
+from srgan_core import upscale as up
 from srgan_core.models import Generator, GeneratorConfig
 from srgan_core.weights import WEIGHTS_DIR, save_generator
 
@@ -48,7 +49,6 @@ TINY = GeneratorConfig(channels=8, blocks=1)
 UNHANDLED = "raised an exception but has not enabled verbose error reporting"
 LIMIT_WORDS = ("limit", "max", "too large", "too big", "exceed", "at most", "larger than")
 
-up = pytest.importorskip("srgan_core.upscale", reason="srgan_core.upscale is not there yet")
 CASES: list[FileCase] = []  # filled by the corpus fixture
 FILE_IDS = [c.name for c, _ in file_cases(up.MAX_INPUT_PIXELS, up.MAX_INPUT_SIDE)]
 CLI_PARAMS = [p for p in PARAM_CASES if p.path == "cli"]
