@@ -251,7 +251,7 @@ def test_cli_file(cli, corpus, tmp_path, name):
     out = tmp_path / "out.png"
     rc, stdout, stderr, seconds = cli.run(["upscale", str(corpus / name), str(out)])
     outcome, detail = classify_cli(rc, stderr, out, case)
-    record(name, "cli", case.expect, outcome, seconds, detail or stdout)
+    record(name, "cli upscale", case.expect, outcome, seconds, detail or stdout)
     assert outcome != "hang", f"{name}: no answer within {CASE_TIMEOUT_S:.0f} s"
     assert "Traceback" not in stderr, f"{name}: traceback on stderr:\n{stderr}"
     if case.expect == IMAGE:
@@ -312,12 +312,12 @@ def test_cli_folder_entry_point(corpus, weights_dir, tmp_path):
                               cwd=ROOT, env=child_env(weights_dir), capture_output=True, text=True,
                               timeout=FOLDER_TIMEOUT_S)
     except subprocess.TimeoutExpired:
-        record("(corpus folder)", "cli folder", "-", "hang", time.monotonic() - t0, "")
+        record("(corpus folder)", "cli upscale DIR", "-", "hang", time.monotonic() - t0, "")
         pytest.fail(f"python -m srgan_core upscale on the corpus folder took over {FOLDER_TIMEOUT_S:.0f} s")
     seconds = time.monotonic() - t0
     files = sorted(p.name for p in corpus.iterdir())
     errors = [line for line in done.stderr.splitlines() if line.startswith("error:")]
-    record("(corpus folder)", "cli folder", "-", f"exit {done.returncode}", seconds,
+    record("(corpus folder)", "cli upscale DIR", "-", f"exit {done.returncode}", seconds,
            done.stdout.strip().splitlines()[-1] if done.stdout.strip() else done.stderr[-200:])
     assert "Traceback" not in done.stderr, done.stderr[-3000:]
     assert done.returncode == 1, done.stderr[-3000:]
