@@ -268,6 +268,13 @@ def _positive_tile(tile: int | None) -> int | None:
     return tile
 
 
+def _output_name(path: "Path", files: list) -> str:
+    """NAME.png, or NAME_EXT.png when another input shares the stem (a.jpg and a.png both exist)."""
+    if sum(f.stem == path.stem for f in files) > 1:
+        return f"{path.stem}_{path.suffix.lstrip('.')}.png"
+    return path.stem + ".png"
+
+
 def cmd_upscale(args: argparse.Namespace) -> int:
     from pathlib import Path
 
@@ -293,7 +300,7 @@ def cmd_upscale(args: argparse.Namespace) -> int:
         if not files:
             raise CLIError(f"{src}: the folder has no files")
         dst.mkdir(parents=True, exist_ok=True)
-        outputs = [dst / (f.stem + ".png") for f in files]
+        outputs = [dst / _output_name(f, files) for f in files]
     failures = 0
     bar = tqdm(list(zip(files, outputs)), desc="upscale", unit="img", disable=len(files) == 1, file=sys.stderr)
     for f, out in bar:

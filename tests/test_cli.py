@@ -90,3 +90,32 @@ def test_publish_refuses_bad_repo_and_pickles(tmp_path, tiny_weights):
     pickle.write_bytes(b"\x80\x04K\x01.")
     out = cli("publish", str(pickle), "--repo", "a/b", "--dry-run")
     assert out.returncode == 2 and "safetensors" in out.stderr and "Traceback" not in out.stderr
+
+
+def test_upscale_folder_keeps_going_and_never_overwrites(tmp_path, tiny_weights):
+    src = tmp_path / "in"
+    src.mkdir()
+    rng = np.random.default_rng(0)
+    picture = Image.fromarray(rng.integers(0, 256, (12, 10, 3), dtype=np.uint8))
+    picture.save(src / "a.png")
+    picture.save(src / "a.jpg")
+    picture.convert("L").save(src / "gray.bmp")
+    (src / "notes.png").write_text("not an image")
+    out = cli("upscale", str(src), str(tmp_path / "out"), "--weights", str(tiny_weights))
+    assert out.returncode == 1  # one file failed
+    assert "3 of 4 images upscaled" in out.stdout and "1 failed" in out.stdout
+    assert "notes.png" in out.stderr and "Traceback" not in out.stderr
+    made = sorted(p.name for p in (tmp_path / "out").iterdir())
+    assert made == ["a_jpg.png", "a_png.png", "gray.png"]
+    assert Image.open(tmp_path / "out" / "gray.png").size == (40, 48)
+
+
+def test_upscale_single_file_and_bad_tile(tmp_path, tiny_weights):
+    Image.new("RGB", (9, 7), (200, 10, 10)).save(tmp_path / "x.png")
+    out = cli("upscale", str(tmp_path / "x.png"), str(tmp_path / "y.png"), "--weights", str(tiny_weights))
+    assert out.returncode == 0, out.stderr
+    assert Image.open(tmp_path / "y.png").size == (36, 28)
+    bad = cli("upscale", str(tmp_path / "x.png"), str(tmp_path / "z.png"), "--tile", "0")
+    assert bad.returncode == 2 and bad.stderr.startswith("error: --tile")
+    missing = cli("upscale", str(tmp_path / "nope.png"), str(tmp_path / "z.png"))
+    assert missing.returncode == 2 and "nope.png" in missing.stderr
