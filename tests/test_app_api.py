@@ -1,0 +1,269 @@
+"""The app's named endpoints, called with gradio_client against the real server (`python app.py`).
+
+The server runs with a folder of tiny random-init generators (SRGAN_WEIGHTS_DIR), so the tests
+check the plumbing (sizes, scores, streaming, errors, sessions) in seconds, not the quality of
+the bundled weights.
+"""
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from gradio_client import Client, handle_file
+from gradio_client.exceptions import AppError
+from PIL import Image
+
+from app_server import ROOT, running_app
+from srgan_core.data import downscale, modcrop
+from srgan_core.metrics import psnr
+from srgan_core.models import Generator, GeneratorConfig
+from srgan_core.upscale import MAX_INPUT_SIDE, bicubic
+from srgan_core.weights import WEIGHTS_DIR, save_generator
+
+TINY = GeneratorConfig(channels=8, blocks=1)
+EXAMPLE = ROOT / "examples" / "chelsea.png"
+
+
+def make_weights(folder: Path) -> Path:
+    """Tiny random-init SRGAN and SRResNet under the bundled names, plus the real toy default."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for seed, name in enumerate(("srgan_x4", "srresnet_x4")):
+        torch.manual_seed(seed)
+        save_generator(Generator(TINY), folder / name, description=f"tiny random-init {name} (test)",
+                       metrics={"Set5": {"psnr": 20.0 + seed, "ssim": 0.5}})
+    for f in WEIGHTS_DIR.glob("toygan_default.*"):
+        shutil.copy(f, folder / f.name)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def app_url(tmp_path_factory):
+    folder = make_weights(tmp_path_factory.mktemp("weights"))
+    with running_app(env={"SRGAN_WEIGHTS_DIR": str(folder)}) as url:
+        yield url
+
+
+def new_client(url: str, tmp_path: Path) -> Client:
+    """Each Client is its own session (its own session hash), like a separate browser tab."""
+    return Client(url, verbose=False, download_files=str(tmp_path))
+
+
+@pytest.fixture
+def client(app_url, tmp_path) -> Client:
+    return new_client(app_url, tmp_path)
+
+
+def save_png(image: Image.Image, path: Path) -> str:
+    image.save(path)
+    return str(path)
+
+
+def noise_image(w: int, h: int, seed: int = 0, mode: str = "RGB") -> Image.Image:
+    rng = np.random.default_rng(seed)
+    channels = {"RGB": 3, "RGBA": 4}[mode]
+    return Image.fromarray(rng.integers(0, 256, (h, w, channels), dtype=np.uint8), mode)
+
+
+# ----------------------------------------------------------------------------- API surface
+
+
+def test_named_endpoints(client):
+    names = set(client.view_api(print_info=False, return_format="dict")["named_endpoints"])
+    assert {"/upscale", "/simulate", "/train_toygan", "/ks_check", "/detection_curve"} <= names
+
+
+def test_help_names_the_environment_variables():
+    out = subprocess.run([sys.executable, str(ROOT / "app.py"), "--help"], capture_output=True, text=True,
+                         timeout=120, cwd=ROOT)
+    assert out.returncode == 0, out.stderr
+    assert "GRADIO_SERVER_PORT" in out.stdout and "--port" in out.stdout
+
+
+# ----------------------------------------------------------------------------- super-resolution
+
+
+def test_upscale_returns_four_times_the_input(client, tmp_path):
+    src = save_png(noise_image(37, 23), tmp_path / "in.png")
+    (bic_path, sr_path), download, crops, summary, _ = client.predict(
+        handle_file(src), "srgan_x4", api_name="/upscale")
+    for path in (bic_path, sr_path, download):
+        with Image.open(path) as im:
+            assert im.size == (148, 92)
+            assert im.format == "PNG"
+    # the left side of the slider is exactly the library's bicubic
+    expected = np.asarray(bicubic(Image.open(src), 4).convert("RGB"))
+    assert np.array_equal(np.asarray(Image.open(bic_path).convert("RGB")), expected)
+    labels = [c["caption"] for c in crops]
+    assert labels[0] == "Bicubic" and "SRGAN" in labels and "SRResNet" in labels
+    assert "37×23 → 148×92" in summary and re.search(r"in \d+\.\d\d s", summary)
+
+
+def test_upscale_keeps_alpha(client, tmp_path):
+    src = save_png(noise_image(16, 12, mode="RGBA"), tmp_path / "rgba.png")
+    (_, sr_path), *_ = client.predict(handle_file(src), "srresnet_x4", api_name="/upscale")
+    with Image.open(sr_path) as im:
+        assert im.size == (64, 48) and im.mode == "RGBA"
+
+
+def test_simulate_scores_against_the_original(client):
+    (bic_path, sr_path), download, crops, summary, table = client.predict(
+        handle_file(str(EXAMPLE)), "srgan_x4", api_name="/simulate")
+    hr = modcrop(Image.open(EXAMPLE).convert("RGB"), 4)
+    for path in (bic_path, sr_path):
+        assert Image.open(path).size == hr.size
+    rows = {row[0]: row for row in table["data"]}
+    assert table["headers"] == ["method", "PSNR (dB)", "SSIM", "time (s)"]
+    assert set(rows) == {"Bicubic", "SRGAN", "SRResNet"}
+    expected = psnr(bicubic(downscale(hr, 4), 4), hr, 4)
+    assert rows["Bicubic"][1] == pytest.approx(expected, abs=0.01)
+    assert 20 < rows["Bicubic"][1] < 40  # a plausible bicubic score for a photograph
+    assert 0 < rows["Bicubic"][2] <= 1
+    assert [c["caption"] for c in crops][-1] == "Original"
+
+
+@pytest.mark.parametrize("kind", ["text", "corrupt", "huge"])
+def test_bad_images_get_a_clear_message(client, tmp_path, kind):
+    if kind == "text":
+        path = tmp_path / "notes.png"
+        path.write_text("this is not an image\n")
+    elif kind == "corrupt":
+        good = tmp_path / "good.png"
+        noise_image(64, 64).save(good)
+        path = tmp_path / "corrupt.png"
+        path.write_bytes(good.read_bytes()[: good.stat().st_size // 2])
+    else:  # a tiny file that decodes to far more pixels than the app accepts
+        path = tmp_path / "huge.png"
+        Image.new("1", (5000, 5000)).save(path)
+    with pytest.raises(AppError) as err:
+        client.predict(handle_file(str(path)), "srgan_x4", api_name="/upscale")
+    message = str(err.value)
+    assert "Traceback" not in message and len(message) > 10
+    if kind == "huge":
+        assert "5000x5000" in message and f"{MAX_INPUT_SIDE}" in message and "huge.png" in message
+    # and the server goes on serving
+    src = save_png(noise_image(8, 8), tmp_path / "ok.png")
+    (bic_path, _), *_ = client.predict(handle_file(src), "srgan_x4", api_name="/upscale")
+    assert Image.open(bic_path).size == (32, 32)
+
+
+def test_unknown_model_refused(client, tmp_path):
+    src = save_png(noise_image(8, 8), tmp_path / "in.png")
+    with pytest.raises(AppError, match="Unknown model"):
+        client.predict(handle_file(src), "/etc/passwd", api_name="/upscale")
+
+
+def test_sr_jobs_run_one_at_a_time(app_url, tmp_path):
+    """The SR events share a concurrency limit of 1: a second user's job waits in the queue."""
+    running = {"PROCESSING", "PROGRESS", "ITERATING"}  # a job that has left the queue
+    src = save_png(noise_image(400, 400), tmp_path / "big.png")
+    a, b = new_client(app_url, tmp_path / "a"), new_client(app_url, tmp_path / "b")
+    first = a.submit(handle_file(src), "srgan_x4", api_name="/upscale")
+    deadline = time.monotonic() + 120
+    while first.status().code.name not in running:
+        assert not first.done() and time.monotonic() < deadline, "the first job never showed progress"
+        time.sleep(0.02)
+    second = b.submit(handle_file(src), "srgan_x4", api_name="/simulate")
+    seen = []  # (first's state, second's state), as the server reports them
+    while not second.done():
+        assert time.monotonic() < deadline + 120
+        pair = (first.status().code.name, second.status().code.name)
+        if not seen or seen[-1] != pair:
+            seen.append(pair)
+        time.sleep(0.02)
+    assert not [p for p in seen if p[0] in running and p[1] in running], f"both jobs ran at once: {seen}"
+    assert any(p[1] == "IN_QUEUE" for p in seen), f"the second job never waited: {seen}"
+    first.result(timeout=120)
+    second.result(timeout=120)
+
+
+# ----------------------------------------------------------------------------- toy GAN
+
+
+def collect(job, timeout: float = 120) -> list:
+    job.result(timeout=timeout)
+    return job.outputs()
+
+
+def test_train_toygan_streams_updates(client):
+    job = client.submit("normal", 6000, 1e-3, 50, 0, api_name="/train_toygan")
+    arrivals: list[float] = []  # when each streamed update reached the client
+    deadline = time.monotonic() + 120
+    while not job.done():
+        assert time.monotonic() < deadline, "training did not finish"
+        arrivals += [time.monotonic()] * (len(job.outputs()) - len(arrivals))
+        time.sleep(0.02)
+    outputs = job.outputs()
+    statuses = [o[3] for o in outputs]
+    epochs = [s["epoch"] for s in statuses]
+    assert len(outputs) >= 3
+    assert epochs == sorted(epochs) and epochs[-1] == 6000
+    assert statuses[-1]["done"] and not statuses[0]["done"]
+    assert all(0 <= s["ks_statistic"] <= 1 for s in statuses)
+    if len(arrivals) >= 4:  # several plot updates a second while it trains
+        rate = (len(arrivals) - 1) / (arrivals[-1] - arrivals[0])
+        assert rate >= 2, f"{rate:.1f} updates/s"
+    figure = json.loads(outputs[-1][0]["plot"])
+    names = [trace.get("name", "") for trace in figure["data"]]
+    assert names == ["real data", "generated", "target N(0, 1)", "D(x): P(real | x)"]
+    assert figure["layout"]["title"]["text"].startswith("Epoch 6,000 of 6,000")
+    decision = figure["data"][3]["y"]
+    assert all(0 <= d <= 1 for d in decision)
+
+
+def test_stop_keeps_the_generator_and_sessions_stay_apart(app_url, tmp_path):
+    a, b = new_client(app_url, tmp_path / "a"), new_client(app_url, tmp_path / "b")
+    job = a.submit("normal", 100_000, 1e-3, 50, 1, api_name="/train_toygan")
+    deadline = time.monotonic() + 60
+    while len(job.outputs()) < 2:
+        assert time.monotonic() < deadline, "no streamed updates"
+        time.sleep(0.1)
+    job.cancel()
+    time.sleep(0.5)
+    stopped_at = job.outputs()[-1][3]["epoch"]
+    assert stopped_at < 100_000
+
+    def epoch_in_use(client: Client) -> int:
+        *_, result = client.predict("beta", 1, 5, 0.5, 200, 0, api_name="/ks_check")
+        assert result["generator"].startswith("trained in this session")
+        return int(re.search(r"epoch ([\d,]+)", result["generator"]).group(1).replace(",", ""))
+
+    used = epoch_in_use(a)
+    assert used >= stopped_at
+    time.sleep(1.0)
+    assert epoch_in_use(a) == used, "training went on after Stop"
+
+    try:
+        *_, theirs = b.predict("beta", 1, 5, 0.5, 200, 0, api_name="/ks_check")
+        assert theirs["generator"].startswith("bundled")
+    except AppError as exc:  # no bundled toy generator: B is told to train its own
+        assert "train one" in str(exc)
+
+
+def test_absurd_toy_settings_refused(client):
+    with pytest.raises(AppError, match="epochs"):
+        client.predict("normal", 10**12, 1e-3, 50, 0, api_name="/train_toygan")
+    with pytest.raises(AppError, match="lr"):
+        client.predict("normal", 1000, -1, 50, 0, api_name="/train_toygan")
+    with pytest.raises(AppError, match="n must be"):
+        client.predict("beta", 1, 5, 0.5, 10**9, 0, api_name="/ks_check")
+
+
+# ----------------------------------------------------------------------------- anomaly check
+
+
+def test_ks_check_flags_drift_and_passes_clean_noise(client):
+    client.predict("normal", 4000, 1e-3, 50, 0, api_name="/train_toygan")
+    *_, clean = client.predict("uniform", 1, 5, 0.5, 300, 0, api_name="/ks_check")
+    *_, drift = client.predict("beta", 1, 5, 0.5, 300, 0, api_name="/ks_check")
+    for r in (clean, drift):
+        assert 0 <= r["statistic"] <= 1 and 0 <= r["p_value"] <= 1 and r["n"] == 300
+        assert r["flagged"] == (r["p_value"] < 0.05)
+    assert drift["flagged"] and drift["statistic"] > clean["statistic"]
