@@ -14,12 +14,19 @@ Three pieces, top to bottom:
    overlap by the model's receptive radius, so memory does not grow with width either.
 
 Why bands instead of independent overlapping tiles: SRResNet sees 40 input pixels in every
-direction (16 residual blocks of two 3x3 convs, a 9x9 head, ...). Tiles small enough to stay in
-cache would recompute more overlap than they keep; streaming keeps small, cache-friendly working
-sets with no recomputation at all.
+direction (16 residual blocks of two 3x3 convs, a 9x9 head, ...). Independent tiles need that
+much overlap on every side to be exact: 256-px tiles would recompute 72 % extra work. Streamed
+rows recompute nothing; only images wider than `tile` pay for overlapping column strips.
+
+Speed (see benchmarks/sr_inference.py): folding BatchNorm saves a pass over every activation;
+channels-last lets oneDNN use its fastest convolutions; the 9x9 tail conv, which maps 64 channels
+to 3 at the output resolution and vectorises badly, is rewritten as an equivalent conv before the
+last PixelShuffle (see _polyphase), which also means the 64-channel full-resolution activation is
+never built.
 """
 from __future__ import annotations
 
+import ctypes
 import io
 import math
 import os
@@ -44,13 +51,16 @@ MAX_OUTPUT_PIXELS = MAX_INPUT_PIXELS * 16  # binds only for x8 models: their inp
 MIN_INPUT_SIDE = 2  # a 1-px line or dot has no neighbourhood to restore detail from
 
 # Column strips are at most TILE input pixels wide; wider images get strips that overlap by the
-# receptive radius (about 8 % extra work at 2048 px wide). Each step through a strip processes
-# about BAND_PIXELS input pixels: 16 rows at 1024 px wide. That keeps the activations of one
-# layer (64 channels x fp32 = 256 B per pixel, 4 MB per band at 1x and 64 MB at 4x) near the
-# CPU's caches and the whole working set near 200 MB, and costs nothing in exactness.
+# receptive radius (2 x 40 px: 8 % extra work at 2048 px wide, none up to TILE). The trunk (64
+# channels at the input resolution: 256 B per pixel per activation) advances BAND_PIXELS input
+# pixels per step: a 256x256 image in one step, 64 rows of a 1024-px-wide one (16 MB per
+# activation). The upsampler, where each input pixel costs 16x more memory at x4, advances
+# UPSAMPLE_PIXELS per step (17 MB per 256-channel activation at 2x). Measured on 2 cores, smaller
+# steps only add per-call overhead (and, on a busy machine, an OpenMP barrier per call); bigger
+# ones only add memory.
 TILE = 1024
 BAND_PIXELS = 64 * 1024
-UPSAMPLE_PIXELS = 8 * 1024
+UPSAMPLE_PIXELS = 4 * 1024
 
 Progress = Callable[[int, int], None]
 
@@ -258,13 +268,17 @@ class _RowConv:
 
     def __call__(self, x: torch.Tensor | None, last: bool) -> torch.Tensor | None:
         r = self.r
-        parts = [t for t in (self.pending, x) if t is not None]
-        if not parts or (x is None and not last):
+        if x is None and (not last or self.pending is None):
             return None
+        if self.at_top and last and x is not None:  # the whole strip in one band: a plain conv
+            self.at_top = False
+            return F.conv2d(x, self.weight, self.bias, padding=r)
+        parts = [t for t in (self.pending, x) if t is not None]
+        if self.at_top or last:  # zero rows only at the real top and bottom, in the same copy
+            n, c, _, w = parts[0].shape
+            zeros = torch.empty(n, c, r, w, memory_format=torch.channels_last).zero_()
+            parts = ([zeros] if self.at_top else []) + parts + ([zeros] if last else [])
         x = torch.cat(parts, dim=2) if len(parts) > 1 else parts[0]
-        top, bottom = (r if self.at_top else 0), (r if last else 0)
-        if top or bottom:
-            x = F.pad(x, (0, 0, top, bottom))
         self.at_top = False
         if x.shape[2] < 2 * r + 1:  # not one full output row yet (the pipeline is still filling)
             self.pending = x
@@ -285,7 +299,8 @@ class _RowQueue:
 
     def pop(self, n: int) -> torch.Tensor:
         assert self.rows is not None and self.rows.shape[2] >= n
-        out, self.rows = self.rows[:, :, :n], self.rows[:, :, n:]
+        # copy the few rows left over: a view would keep the whole band's storage alive
+        out, self.rows = self.rows[:, :, :n], self.rows[:, :, n:].clone()
         return out
 
 
@@ -374,7 +389,7 @@ class _FoldedGenerator:
                     h = _shuffle(h)
             return _shuffle(tail(h, last))
 
-        def push(x: torch.Tensor, last: bool) -> list[torch.Tensor]:
+        def push(x: torch.Tensor | None, last: bool) -> list[torch.Tensor]:
             h = trunk(x, last)
             if h is None:
                 return []
@@ -398,6 +413,29 @@ def _bicubic_rows(lr: torch.Tensor, y0: int, y1: int, scale: int) -> torch.Tenso
     return up[:, :, y0 - a * scale:y1 - a * scale]
 
 
+def _malloc_trim() -> Callable[[int], int] | None:
+    try:
+        return ctypes.CDLL("libc.so.6").malloc_trim
+    except (OSError, AttributeError):  # not glibc: nothing to do
+        return None
+
+
+_MALLOC_TRIM = _malloc_trim()
+_TRIM_EVERY_BAND = True
+
+
+def _give_back_freed_memory() -> None:
+    """Return the heap's free pages to the OS.
+
+    glibc serves tensors of a few MB from its heap (it raises its mmap threshold after the first
+    free) and keeps what they free; activations of slightly different sizes fragment that heap
+    and RSS creeps towards several times the live memory. Trimming once per band keeps the
+    peak near the live working set, for the cost of faulting those pages in again (~1-3 %).
+    """
+    if _MALLOC_TRIM is not None:
+        _MALLOC_TRIM(0)
+
+
 def _generator_of(source: object) -> tuple[Generator, object | None]:
     if isinstance(source, Generator):
         return source, None
@@ -418,8 +456,9 @@ class Upscaler:
     accepts (path, bundled name, hf:// reference; None = the bundled default).
     `tile`: widest column strip, in input pixels; wider images are cut into strips that overlap
     by `overlap` (default: the receptive radius, which makes the seams exact).
-    `band`: input rows per step (default: about BAND_PIXELS pixels per step). Neither changes the
-    result beyond float rounding; they trade memory against per-call overhead.
+    `band`: input rows per step (default: BAND_PIXELS // strip width). Neither `tile` nor `band`
+    changes the result beyond float rounding; they trade memory against per-call overhead.
+    The model passed in is only read: BatchNorm is folded into copies of the conv weights.
     """
 
     def __init__(
@@ -492,12 +531,24 @@ class Upscaler:
                 push, y = self._net.stream(self._up_rows(r1 - r0)), 0
                 rows = self._band_rows(r1 - r0)
                 for top in range(0, height, rows):
-                    for out in push(lr[:, :, top:top + rows, r0:r1], last=top + rows >= height):
+                    band = lr[:, :, top:top + rows, r0:r1]
+                    if top == 0 and rows >= height:  # one band: every conv is a plain whole-strip conv
+                        outputs = push(band, last=True)
+                    else:
+                        # The rows still inside the pipeline come out in a separate, final call.
+                        # Flushing them with the last band would make every layer's tensor a bit
+                        # bigger than the one before, and glibc's heap would grow at each step.
+                        outputs = push(band, last=False)
+                        if top + rows >= height:
+                            outputs += push(None, last=True)
+                    for out in outputs:
                         if self.config.bicubic_skip:
                             out = out.add_(_bicubic_rows(lr[:, :, :, r0:r1], y, y + out.shape[2], s))
                         sink(y, k0 * s, out[:, :, :, (k0 - r0) * s:(k1 - r0) * s])
                         y += out.shape[2]
                     done += 1
+                    if _TRIM_EVERY_BAND:
+                        _give_back_freed_memory()
                     if progress is not None:
                         progress(done, total)
                 assert y == height * s, "the row stream lost rows"

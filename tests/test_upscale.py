@@ -41,6 +41,16 @@ def tiny_generator(seed: int = 0, **config) -> Generator:
     return model.eval()
 
 
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
+    """Tiny models gain nothing from a second thread, and on a busy machine every OpenMP barrier
+    can wait a whole time slice for it: one thread keeps these tests fast and their time steady."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 @pytest.fixture(scope="module")
 def model() -> Generator:
     return tiny_generator()
@@ -398,3 +408,19 @@ def test_bicubic_skip_generators_are_streamed_exactly(scale):
     ref = whole_image(model, x)
     for tile, band in [(1024, None), (1024, 1), (8, 3)]:
         assert (Upscaler(model, tile=tile, band=band).upscale_tensor(x) - ref).abs().max().item() < 1e-5
+
+
+def test_activations_stay_channels_last(model, monkeypatch):
+    """A silent fall back to NCHW would cost speed, not correctness: check the layout directly."""
+    import torch.nn.functional as F
+
+    seen = []
+    real_conv = F.conv2d
+
+    def spy(x, *args, **kwargs):
+        seen.append(x.is_contiguous(memory_format=torch.channels_last))
+        return real_conv(x, *args, **kwargs)
+
+    monkeypatch.setattr(F, "conv2d", spy)
+    Upscaler(model, band=4).upscale_tensor(torch.rand(1, 3, 13, 11))
+    assert seen and all(seen)

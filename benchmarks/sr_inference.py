@@ -1,0 +1,458 @@
+"""CPU inference of the SRResNet/SRGAN generator: the naive way, PIL bicubic and our Upscaler.
+
+    python benchmarks/sr_inference.py                 # LR 64..1024 px, then the app's latency
+    python benchmarks/sr_inference.py --quick         # smoke test: two sizes, two repeats, no app
+    python benchmarks/sr_inference.py --json          # the same figures as one JSON object
+    python benchmarks/sr_inference.py --cases naive naive_cl folded_cl upscaler --sizes 256   # ablation
+
+Cases, all on the same input (a seeded random LR image; speed does not depend on content):
+  naive      eager fp32, NCHW, BatchNorm unfused, whole image, torch.no_grad
+  bicubic    PIL's bicubic resize of the same image (the baseline an SR model must beat)
+  upscaler   srgan_core.upscale.Upscaler.upscale on the same image as an 8-bit PIL image (what
+             users call, conversions included): BN folded, channels-last, polyphase tail,
+             streamed in row bands, torch.inference_mode. Its float output (upscale_tensor,
+             run once more after the timing) is what is compared with the naive output.
+  naive_cl, folded_cl, compiled   ablation steps: channels-last; + BN folded; + torch.compile
+
+Each (case, size) runs in its own Python process, so its peak RSS (ru_maxrss) is its own. The
+model is the default GeneratorConfig() (16 blocks, 64 channels, x4) with random weights: the
+time does not depend on the values. GFLOP/s counts 2 FLOPs per multiply-add, with the
+multiply-adds taken layer by layer from srgan_core.models.generator_macs_per_lr_pixel. The
+Upscaler's output must match the naive output within 1e-4 at every size, or the exit status is 1.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import resource
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))  # run from anywhere, no install step
+
+SIZES = (64, 128, 256, 512, 1024)
+CASES = ("naive", "bicubic", "upscaler")
+ABLATION = ("naive_cl", "folded_cl", "compiled")
+MATCH_TOL = 1e-4
+NAIVE_BYTES_PER_LR_PIXEL = 12_000  # measured: a whole 512x512 input needs about 3 GB the naive way
+CASE_TIMEOUT_S = 3600
+APP_START_TIMEOUT_S = 300
+APP_REQUEST_TIMEOUT_S = 300
+
+
+def peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux reports KiB
+
+
+# ============================================================================ one case, in a child process
+
+
+def run_case(case: str, size: int, repeats: int, budget_s: float, out_dir: Path, config: dict) -> dict:
+    import numpy as np
+    import torch
+    from PIL import Image
+
+    from srgan_core.models import Generator, GeneratorConfig, generator_macs_per_lr_pixel
+    from srgan_core.upscale import Upscaler
+
+    rss_import = peak_rss_mb()
+    cfg = GeneratorConfig(**config)
+    torch.manual_seed(0)
+    model = Generator(cfg).eval()
+    lr = torch.rand(1, 3, size, size, generator=torch.Generator().manual_seed(size))
+    cl = torch.channels_last
+
+    t0 = time.perf_counter()
+    if case == "naive":
+        def fn():
+            with torch.no_grad():
+                return model(lr)
+    elif case == "bicubic":
+        image = Image.fromarray((lr[0].permute(1, 2, 0).numpy() * 255 + 0.5).astype(np.uint8))
+
+        def fn():
+            return image.resize((size * cfg.scale, size * cfg.scale), Image.Resampling.BICUBIC)
+    elif case == "upscaler":
+        up = Upscaler(model)  # setup_ms: folding BatchNorm and laying out the weights
+        image = Image.fromarray((lr[0].permute(1, 2, 0).numpy() * 255 + 0.5).astype(np.uint8))
+
+        def fn():
+            return up.upscale(image)
+    elif case in ABLATION:
+        net = model
+        if case != "naive_cl":
+            import copy
+
+            from torch.nn.utils.fusion import fuse_conv_bn_eval
+
+            net = copy.deepcopy(model)
+            for block in net.body:
+                block.conv1, block.bn1 = fuse_conv_bn_eval(block.conv1, block.bn1), torch.nn.Identity()
+                block.conv2, block.bn2 = fuse_conv_bn_eval(block.conv2, block.bn2), torch.nn.Identity()
+            net.body_tail = torch.nn.Sequential(fuse_conv_bn_eval(net.body_tail[0], net.body_tail[1]))
+        net = net.to(memory_format=cl)
+        if case == "compiled":
+            net = torch.compile(net)
+        x = lr.contiguous(memory_format=cl)
+
+        def fn():
+            with torch.inference_mode():
+                return net(x)
+    else:
+        raise SystemExit(f"unknown case {case!r}")
+    setup_s = time.perf_counter() - t0
+
+    t0 = time.perf_counter()
+    out = fn()  # warm-up: oneDNN picks its kernels, the allocator grows, compile compiles
+    warmup_s = time.perf_counter() - t0
+    runs = max(1, min(repeats, int(budget_s / max(warmup_s, 1e-3))))
+    times = []
+    for _ in range(runs):
+        t0 = time.perf_counter()
+        out = fn()
+        times.append(time.perf_counter() - t0)
+    rss = peak_rss_mb()
+    if case == "upscaler":  # the float output, for the match check (after the peak RSS is taken)
+        out = up.upscale_tensor(lr)
+    if isinstance(out, torch.Tensor):
+        np.save(out_dir / f"{case}_{size}.npy", out.clamp(0, 1).float().numpy())
+    median = statistics.median(times)
+    macs = generator_macs_per_lr_pixel(cfg) * size * size
+    return {
+        "case": case, "size": size, "ms": median * 1e3, "runs": runs, "warmup_ms": warmup_s * 1e3,
+        "setup_ms": setup_s * 1e3, "gflops": None if case == "bicubic" else 2 * macs / median / 1e9,
+        "peak_rss_mb": rss, "import_rss_mb": rss_import, "threads": torch.get_num_threads(),
+    }
+
+
+def sgemm_case() -> dict:
+    """What this CPU reaches on a large fp32 matrix product right now: the practical peak."""
+    import torch
+
+    a, b = torch.randn(2048, 2048), torch.randn(2048, 2048)
+    a @ b
+    times = []
+    for _ in range(5):
+        t0 = time.perf_counter()
+        a @ b
+        times.append(time.perf_counter() - t0)
+    return {"case": "sgemm", "gflops": 2 * 2048**3 / statistics.median(times) / 1e9, "threads": torch.get_num_threads()}
+
+
+# ============================================================================ the machine
+
+
+def cpu_info() -> dict:
+    """Model, cores, clock and the fp32 peak they imply.
+
+    Peak = cores x FMA pipes (2 on every x86 server core of the last decade) x fp32 lanes per FMA
+    x 2 FLOPs x clock. Lanes come from the flags: 16 with avx512f, 8 with avx2/fma, 4 otherwise;
+    but AMD Zen 2-4 (family 23/25) execute 512-bit instructions on 256-bit pipes, so they get 8.
+    The clock is /proc/cpuinfo's current MHz, which in a VM is usually the base clock; cores boost
+    above it, so a measured matrix product (see sgemm) can exceed this figure.
+    """
+    info: dict = {"machine": platform.machine(), "cores": os.cpu_count()}
+    try:
+        text = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return info
+    fields: dict[str, str] = {}
+    for line in text.splitlines():
+        if ":" in line:
+            key, value = (s.strip() for s in line.split(":", 1))
+            fields.setdefault(key, value)
+    flags = set(fields.get("flags", "").split())
+    try:
+        affinity = len(os.sched_getaffinity(0))
+    except AttributeError:
+        affinity = os.cpu_count() or 1
+    mhz = float(fields.get("cpu MHz", "0") or 0)
+    lanes = 16 if "avx512f" in flags else 8 if {"avx2", "fma"} <= flags else 4
+    amd_256 = fields.get("vendor_id") == "AuthenticAMD" and fields.get("cpu family") in ("23", "25")
+    if amd_256 and lanes == 16:
+        lanes = 8
+    info.update(
+        model=fields.get("model name", "?"), vendor=fields.get("vendor_id", "?"), family=fields.get("cpu family"),
+        cores=affinity, mhz=mhz, avx512f="avx512f" in flags, avx512_bf16="avx512_bf16" in flags,
+        amx="amx_tile" in flags, fp32_lanes_per_fma=lanes,
+        fp32_peak_gflops=affinity * 2 * lanes * 2 * mhz / 1e3,
+        peak_formula=f"{affinity} cores x 2 FMA pipes x {lanes} fp32 lanes x 2 FLOP x {mhz / 1e3:.2f} GHz"
+        + (" (AMD Zen: 512-bit ops run on 256-bit pipes)" if amd_256 else ""),
+    )
+    return info
+
+
+def load_average() -> str:
+    try:
+        return " ".join(f"{v:.1f}" for v in os.getloadavg())
+    except OSError:
+        return "?"
+
+
+# ============================================================================ app latency
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def app_latency(config: dict, requests: int) -> dict:
+    """Start `python app.py` on a free port and time /upscale of a 256x256 PNG through gradio_client.
+
+    The app serves a default-size generator (random weights, saved as srgan_x4 in a temporary
+    weights folder), so the figure is the same model as above plus upload, decoding, PNG
+    encoding and download. Cold start = launch of the process to the first answer received.
+    """
+    if not (ROOT / "app.py").exists():
+        return {"skipped": "app.py not found"}
+    try:
+        import numpy as np
+        import torch
+        from gradio_client import Client, handle_file
+        from PIL import Image
+
+        from srgan_core.models import Generator, GeneratorConfig
+        from srgan_core.weights import save_generator
+    except ImportError as exc:
+        return {"skipped": f"cannot import what the app check needs ({exc})"}
+
+    with tempfile.TemporaryDirectory(prefix="sr-bench-app-") as tmp:
+        tmp = Path(tmp)
+        torch.manual_seed(0)
+        save_generator(Generator(GeneratorConfig(**config)), tmp / "weights" / "srgan_x4",
+                       description="random-init generator for the latency benchmark")
+        rng = np.random.default_rng(0)
+        src = tmp / "lr256.png"
+        Image.fromarray(rng.integers(0, 256, (256, 256, 3), dtype=np.uint8)).save(src)
+        port = free_port()
+        url = f"http://127.0.0.1:{port}"
+        env = dict(os.environ, GRADIO_SERVER_NAME="127.0.0.1", GRADIO_SERVER_PORT=str(port),
+                   GRADIO_ANALYTICS_ENABLED="False", HF_HUB_OFFLINE="1", SRGAN_WEIGHTS_DIR=str(tmp / "weights"))
+        log = open(tmp / "app.log", "wb")
+        t_launch = time.perf_counter()
+        proc = subprocess.Popen([sys.executable, str(ROOT / "app.py")], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+        try:
+            while True:
+                if proc.poll() is not None:
+                    tail = (tmp / "app.log").read_text(errors="replace")[-400:].strip().splitlines()
+                    return {"skipped": f"app.py exited with status {proc.returncode}: {tail[-1] if tail else ''}"}
+                if time.perf_counter() - t_launch > APP_START_TIMEOUT_S:
+                    return {"skipped": f"app.py did not serve within {APP_START_TIMEOUT_S} s"}
+                try:
+                    with urllib.request.urlopen(url + "/config", timeout=5) as r:
+                        if r.status == 200:
+                            break
+                except OSError:
+                    pass
+                time.sleep(0.5)
+            t_ready = time.perf_counter()
+            client = Client(url, verbose=False, download_files=str(tmp / "downloads"))
+            endpoints = client.view_api(print_info=False, return_format="dict")["named_endpoints"]
+            if "/upscale" not in endpoints:
+                return {"skipped": f"the app has no /upscale endpoint (it has {sorted(endpoints)})"}
+            latencies = []
+            for _ in range(requests + 1):
+                t0 = time.perf_counter()
+                job = client.submit(handle_file(str(src)), "srgan_x4", api_name="/upscale")
+                job.result(timeout=APP_REQUEST_TIMEOUT_S)
+                latencies.append(time.perf_counter() - t0)
+                if len(latencies) == 1:
+                    cold = time.perf_counter() - t_launch
+            return {
+                "start_to_serving_s": t_ready - t_launch, "cold_start_to_first_answer_s": cold,
+                "first_request_s": latencies[0], "request_256_ms": statistics.median(latencies[1:]) * 1e3,
+                "requests": len(latencies) - 1,
+            }
+        except Exception as exc:  # a benchmark reports what went wrong and carries on
+            return {"skipped": f"{type(exc).__name__}: {exc}"}
+        finally:
+            proc.terminate()
+            try:
+                proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(timeout=15)
+            log.close()
+
+
+# ============================================================================ the parent: run, compare, print
+
+
+def spawn(args: list[str]) -> dict:
+    cmd = [sys.executable, str(Path(__file__).resolve()), *args]
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=CASE_TIMEOUT_S, cwd=ROOT)
+    if done.returncode != 0:
+        tail = (done.stderr or done.stdout).strip().splitlines()
+        return {"error": tail[-1] if tail else f"exit status {done.returncode}"}
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def available_memory() -> int:
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemAvailable:"):
+                return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return 1 << 62
+
+
+def max_abs_diff(a_path: Path, b_path: Path) -> float:
+    import numpy as np
+
+    a, b = np.load(a_path, mmap_mode="r"), np.load(b_path, mmap_mode="r")
+    if a.shape != b.shape:
+        return float("inf")
+    step = max(1, a.shape[2] // 16)
+    return max(float(np.abs(a[:, :, i:i + step] - b[:, :, i:i + step]).max()) for i in range(0, a.shape[2], step))
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--sizes", type=int, nargs="+", default=None, help=f"LR sides (default {' '.join(map(str, SIZES))})")
+    p.add_argument("--cases", nargs="+", default=list(CASES), choices=CASES + ABLATION)
+    p.add_argument("--repeats", type=int, default=5, help="timed runs per case after one warm-up (default 5)")
+    p.add_argument("--budget", type=float, default=60.0, help="seconds of timed runs per case, at least one run")
+    p.add_argument("--quick", action="store_true", help="smoke test: LR 64 and 256, 2 repeats, no app")
+    p.add_argument("--no-app", action="store_true", help="skip starting app.py for its latency")
+    p.add_argument("--app-requests", type=int, default=3)
+    p.add_argument("--threads", type=int, default=0, help="torch threads in every case (default: torch's choice)")
+    p.add_argument("--channels", type=int, default=64)
+    p.add_argument("--blocks", type=int, default=16)
+    p.add_argument("--json", action="store_true", help="print one JSON object instead of the table")
+    p.add_argument("--case", help=argparse.SUPPRESS)  # internal: run one case in this process
+    p.add_argument("--size", type=int, help=argparse.SUPPRESS)
+    p.add_argument("--out-dir", help=argparse.SUPPRESS)
+    args = p.parse_args(argv)
+    config = {"channels": args.channels, "blocks": args.blocks}
+
+    if args.case:  # child process
+        if args.threads:
+            import torch
+
+            torch.set_num_threads(args.threads)
+        result = sgemm_case() if args.case == "sgemm" else run_case(
+            args.case, args.size, args.repeats, args.budget, Path(args.out_dir), config)
+        print(json.dumps(result))
+        return 0
+
+    sizes = args.sizes or ([64, 256] if args.quick else list(SIZES))
+    repeats = 2 if args.quick else args.repeats
+    from srgan_core.models import GeneratorConfig, generator_macs_per_lr_pixel
+
+    macs = generator_macs_per_lr_pixel(GeneratorConfig(**config))
+    log = (lambda *a: print(*a, file=sys.stderr, flush=True)) if args.json else (lambda *a: print(*a, flush=True))
+    cpu = cpu_info()
+    log(f"CPU: {cpu.get('model')}, {cpu.get('cores')} cores, {cpu.get('mhz', 0):.0f} MHz; load average {load_average()}")
+    common = ["--repeats", str(repeats), "--budget", str(args.budget), "--channels", str(args.channels),
+              "--blocks", str(args.blocks)] + (["--threads", str(args.threads)] if args.threads else [])
+    sgemm = spawn(["--case", "sgemm", *common])
+    log(f"fp32 peak from flags: {cpu.get('fp32_peak_gflops', 0):.0f} GFLOP/s = {cpu.get('peak_formula', '?')}; "
+        f"measured sgemm 2048^3 now: {sgemm.get('gflops', 0):.0f} GFLOP/s")
+
+    results, matches, failed = [], {}, False
+    with tempfile.TemporaryDirectory(prefix="sr-bench-") as tmp:
+        for size in sizes:
+            for case in args.cases:
+                if case == "naive" and size * size * NAIVE_BYTES_PER_LR_PIXEL > available_memory():
+                    r = {"case": case, "size": size, "skipped": f"needs ~{size * size * NAIVE_BYTES_PER_LR_PIXEL / 1e9:.0f} GB"}
+                else:
+                    r = {"case": case, "size": size, **spawn(["--case", case, "--size", str(size), "--out-dir", tmp, *common])}
+                results.append(r)
+                if "ms" in r:
+                    log(f"  {case:10s} {size:5d}^2  {r['ms']:10.1f} ms  peak RSS {r['peak_rss_mb']:6.0f} MB  ({r['runs']} runs)")
+                else:
+                    log(f"  {case:10s} {size:5d}^2  {r.get('skipped') or r.get('error')}")
+            ref = Path(tmp) / f"naive_{size}.npy"
+            for case in args.cases:
+                if case in ("naive", "bicubic") or not ref.exists() or not (Path(tmp) / f"{case}_{size}.npy").exists():
+                    continue
+                diff = max_abs_diff(Path(tmp) / f"{case}_{size}.npy", ref)
+                matches[f"{case}_{size}"] = diff
+                failed |= diff > MATCH_TOL
+                for f in Path(tmp).glob(f"{case}_{size}.npy"):
+                    f.unlink()
+            ref.unlink(missing_ok=True)
+
+    by = {(r["case"], r["size"]): r for r in results}
+    for r in results:
+        naive = by.get(("naive", r["size"]), {})
+        if "ms" in r and "ms" in naive:
+            r["speedup"] = naive["ms"] / r["ms"]
+        if "ms" in r:
+            r["us_per_lr_pixel"] = r["ms"] * 1e3 / r["size"] ** 2
+
+    def get(case: str, size: int, key: str):
+        return by.get((case, size), {}).get(key)
+
+    flat = None
+    if get("upscaler", 256, "ms") and get("upscaler", 1024, "ms"):
+        flat = get("upscaler", 1024, "us_per_lr_pixel") / get("upscaler", 256, "us_per_lr_pixel")
+    app = {"skipped": "--quick or --no-app"} if (args.quick or args.no_app) else app_latency(config, args.app_requests)
+    summary = {
+        "cpu": cpu, "sgemm_gflops": sgemm.get("gflops"), "load_average": load_average(),
+        "model": {**GeneratorConfig(**config).to_dict(), "macs_per_lr_pixel": macs},
+        "cases": results, "max_abs_diff_vs_naive": matches, "match_tolerance": MATCH_TOL, "match_ok": not failed,
+        "speedup_256": get("upscaler", 256, "speedup"), "gflops_256": get("upscaler", 256, "gflops"),
+        "time_per_pixel_1024_over_256": flat,
+        "upscaler_peak_rss_mb": max((r["peak_rss_mb"] for r in results if r["case"] == "upscaler" and "peak_rss_mb" in r), default=None),
+        "app": app,
+    }
+    if args.json:
+        print(json.dumps(summary, indent=1))
+    else:
+        print_table(summary, sizes, args.cases)
+    return 1 if failed else 0
+
+
+def print_table(summary: dict, sizes: list[int], cases: list[str]) -> None:
+    by = {(r["case"], r["size"]): r for r in summary["cases"]}
+    print()
+    print(f"{'LR size':>9} {'method':>10} {'median ms':>11} {'GFLOP/s':>8} {'speed-up':>9} {'peak RSS':>9} {'us/LR px':>9} {'max |diff|':>11}")
+    for size in sizes:
+        for case in cases:
+            r = by.get((case, size), {})
+            if "ms" not in r:
+                print(f"{size:>7}^2 {case:>10}   {r.get('skipped') or r.get('error', '-')}")
+                continue
+            g = f"{r['gflops']:.0f}" if r.get("gflops") else "-"
+            sp = f"{r['speedup']:.2f}x" if r.get("speedup") else "-"
+            d = summary["max_abs_diff_vs_naive"].get(f"{case}_{size}")
+            print(f"{size:>7}^2 {case:>10} {r['ms']:>11.1f} {g:>8} {sp:>9} {r['peak_rss_mb']:>6.0f} MB "
+                  f"{r['us_per_lr_pixel']:>9.2f} {'-' if d is None else f'{d:.1e}':>11}")
+    print()
+    cpu = summary["cpu"]
+    if summary.get("gflops_256"):
+        peak = cpu.get("fp32_peak_gflops") or 0
+        print(f"Upscaler at 256^2: {summary['speedup_256']:.2f}x the naive path, {summary['gflops_256']:.0f} GFLOP/s "
+              f"= {100 * summary['gflops_256'] / peak:.0f} % of the {peak:.0f} GFLOP/s flag peak, "
+              f"{100 * summary['gflops_256'] / summary['sgemm_gflops']:.0f} % of sgemm measured now" if peak and summary.get("sgemm_gflops") else "")
+    if summary.get("time_per_pixel_1024_over_256"):
+        print(f"Upscaler time per pixel, 1024^2 / 256^2: {summary['time_per_pixel_1024_over_256']:.2f}")
+    if summary.get("upscaler_peak_rss_mb"):
+        print(f"Upscaler peak RSS, largest case: {summary['upscaler_peak_rss_mb']:.0f} MB "
+              f"(of which {max(r['import_rss_mb'] for r in summary['cases'] if r['case'] == 'upscaler' and 'import_rss_mb' in r):.0f} MB is importing torch)")
+    print(f"Output match vs naive within {summary['match_tolerance']}: {'yes' if summary['match_ok'] else 'NO'}")
+    app = summary["app"]
+    if "skipped" in app:
+        print(f"App latency: skipped ({app['skipped']})")
+    else:
+        print(f"App: serving {app['start_to_serving_s']:.1f} s after launch; cold start to first answer "
+              f"{app['cold_start_to_first_answer_s']:.1f} s; /upscale of a 256x256 PNG {app['request_256_ms']:.0f} ms "
+              f"(median of {app['requests']})")
+    print(f"Load average at the end: {summary['load_average']} on {cpu.get('cores')} cores")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
