@@ -7,6 +7,7 @@ Space runs the same file); `python app.py --help` lists the options.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import math
 import tempfile
@@ -19,7 +20,7 @@ import numpy as np
 from gradio.components.plot import PlotData
 from PIL import Image
 
-from srgan_core import anomaly, toygan, weights
+from srgan_core import anomaly, publish, toygan, weights
 from srgan_core.data import downscale, modcrop
 from srgan_core.metrics import psnr, ssim
 from srgan_core.upscale import MAX_INPUT_PIXELS, MAX_INPUT_SIDE, ImageInputError, Upscaler, bicubic, load_image
@@ -84,18 +85,22 @@ def load_model(source: str) -> tuple[Upscaler | None, str]:
     try:
         loaded = weights.load_generator(source)
     except (ValueError, OSError) as exc:
-        note = f"Could not load {source}: {exc}"
-        gr.Warning(note)
-        return None, note
+        gr.Warning(_public(f"Could not load {source}: {exc}"))
+        return None, "No model could be loaded (see the warning), so bicubic is on both sides of the slider."
     up = Upscaler(loaded)
     if loaded.fallback_reason:  # the Hub failed: the bundled default stands in, and is not cached as `source`
         note = f"{source} is unavailable ({loaded.fallback_reason}); the bundled {label(loaded.name)} was used instead."
-        gr.Warning(note)
-        return up, note
+        gr.Warning(_public(note))
+        return up, _public(note)
     if len(_models) >= MODEL_CACHE:
         _models.pop(next(iter(_models)))
     _models[source] = up
     return up, ""
+
+
+def _public(message: str) -> str:
+    """A library message fit for visitors: the server's own folders are not their business."""
+    return message.replace(str(weights.weights_dir()), "weights/")
 
 
 # ============================================================================ super-resolution
@@ -196,7 +201,7 @@ def upscale(image: dict | None, model: str, progress: gr.Progress = gr.Progress(
         outputs[name] = sr
         table.append([name, None, None, round(took, 2)])
     summary = (f"**{name}**: {img.width}×{img.height} → {sr.width}×{sr.height} in {took:.2f} s. "
-               f"Slider: bicubic on the left, {name} on the right. {note}")
+               + (note or f"Slider: bicubic on the left, {name} on the right."))
     return (bic, sr), _save_png(sr, f"{stem}_x{SCALE}_{name.lower()}"), crops(img, outputs, None), summary, table
 
 
@@ -226,8 +231,8 @@ def simulate(image: dict | None, model: str, progress: gr.Progress = gr.Progress
     name = label(chosen.name) if chosen is not None else "Bicubic"
     table = [[m, round(float(p), 2), round(float(s), 4), round(t, 2)] for m, p, s, t in rows]
     summary = (f"Original {hr.width}×{hr.height} → shrunk to {lr.width}×{lr.height} → upscaled back. "
-               f"Slider: bicubic ↔ {name}. Higher PSNR / SSIM is closer to the original; SRGAN gives up a "
-               f"little PSNR for sharper texture. {note}")
+               "Higher PSNR / SSIM is closer to the original; SRGAN gives up a little PSNR for sharper texture. "
+               + (note or f"Slider: bicubic on the left, {name} on the right."))
     return ((bic, outputs[name]), _save_png(outputs[name], f"{stem}_simulated_{name.lower()}"),
             crops(lr, outputs, hr), summary, table)
 
@@ -303,7 +308,8 @@ def fig_distribution(snap: toygan.Snapshot, config: toygan.ToyGANConfig) -> Plot
                   xaxis={"range": [lo, hi], "title": {"text": "x"}},
                   yaxis={"range": [0, 1.6 * float(density.max())], "title": {"text": "density"}},
                   yaxis2={"range": [0, 1], "overlaying": "y", "side": "right", "showgrid": False,
-                          "title": {"text": "D(x)  (½: can't tell)"}, "tickvals": [0, 0.5, 1]})
+                          "title": {"text": "D(x)"}, "tickvals": [0, 0.5, 1]},
+                  margin={"l": 55, "r": 60, "t": 50, "b": 40})
 
 
 def fig_curves(history: dict[str, list], epochs: int) -> PlotData:
@@ -318,7 +324,7 @@ def fig_curves(history: dict[str, list], epochs: int) -> PlotData:
     return figure(traces, "Losses and KS distance to the target", "epoch", "loss (BCE)",
                   xaxis={"range": [0, epochs], "title": {"text": "epoch"}},
                   yaxis2={"title": {"text": "KS distance"}, "range": [0, 1], "overlaying": "y", "side": "right",
-                          "showgrid": False})
+                          "showgrid": False}, margin={"l": 55, "r": 60, "t": 50, "b": 40})
 
 
 def whole(name: str, value: object, lo: int, hi: int) -> int:
@@ -349,44 +355,55 @@ def _toy_config(target, epochs, lr, hidden, seed) -> toygan.ToyGANConfig:
         raise gr.Error(f"Invalid toy GAN settings: {exc}") from None
 
 
-def _toy_line(status: dict) -> str:
-    state = "done" if status["done"] else "training…"
-    return (f"**Epoch {status['epoch']:,} / {status['epochs']:,}** ({state}) · D loss {status['d_loss']:.3f} · "
-            f"G loss {status['g_loss']:.3f} · KS distance {status['ks_statistic']:.3f}")
-
-
 def train_toygan(target: str, epochs: float, lr: float, hidden: float, seed: float, session: dict | None):
-    """Train the 1-D GAN and stream what it does: the sample histogram against the data, the
-    discriminator's decision curve, and the loss and KS-distance curves.
+    """Train the 1-D GAN, streaming its progress several times a second.
 
-    Yields, several times a second: (samples-and-decision figure, curves figure, status line,
-    status dict with epoch, epochs, d_loss, g_loss, ks_statistic, target, done)."""
+    Yields a status dict {epoch, epochs, d_loss, g_loss, ks_statistic, target, done}. The latest
+    snapshot goes into the session, where `toy_view` draws it: the page asks for it on a timer,
+    so a slow browser skips frames instead of queueing them."""
     config = _toy_config(target, epochs, lr, hidden, seed)
     session = dict(session or {})
+    session["toy_stopped"] = False
     history: dict[str, list] = {"epoch": [], "d_loss": [], "g_loss": [], "ks": []}
     last_yield = 0.0
     for snap in toygan.train(config, snapshot_every=max(1, config.epochs // 400)):
-        history["epoch"].append(snap.epoch)
-        history["d_loss"].append(snap.d_loss)
-        history["g_loss"].append(snap.g_loss)
-        history["ks"].append(snap.ks_statistic)
-        # stored at every snapshot, so Stop leaves this session a usable generator
-        session["toy"] = {"generator": snap.generator, "epoch": snap.epoch}
+        for key, value in (("epoch", snap.epoch), ("d_loss", snap.d_loss), ("g_loss", snap.g_loss),
+                           ("ks", snap.ks_statistic)):
+            history[key].append(value)
+        # stored at every snapshot, so Stop leaves this session a usable generator; the per-epoch
+        # loss arrays are dropped, the plots use the history above
+        lite = dataclasses.replace(snap, d_losses=np.empty(0), g_losses=np.empty(0))
+        session["toy"] = {"generator": snap.generator, "epoch": snap.epoch, "snapshot": lite, "config": config,
+                          "history": {k: list(v) for k, v in history.items()}}
         done = snap.epoch >= config.epochs
         if done or time.monotonic() - last_yield >= 1 / TOY_UPDATES_PER_S:
             last_yield = time.monotonic()
-            status = {"epoch": snap.epoch, "epochs": config.epochs, "d_loss": round(snap.d_loss, 4),
-                      "g_loss": round(snap.g_loss, 4), "ks_statistic": round(snap.ks_statistic, 4),
-                      "target": toygan.describe_target(config), "done": done}
-            yield (fig_distribution(snap, config), fig_curves(history, config.epochs),
-                   _toy_line(status), status, session)
+            yield {"epoch": snap.epoch, "epochs": config.epochs, "d_loss": round(snap.d_loss, 4),
+                   "g_loss": round(snap.g_loss, 4), "ks_statistic": round(snap.ks_statistic, 4),
+                   "target": toygan.describe_target(config), "done": done}, session
 
 
-def stopped_line(session: dict | None) -> str:
+def toy_view(session: dict | None):
+    """This session's latest toy-GAN snapshot: samples against the data with D(x), the loss and
+    KS-distance curves, and a status line. Returns (figure, figure, text); None for each figure
+    before any training."""
     toy = (session or {}).get("toy")
     if toy is None:
-        return "Stopped before the first snapshot: nothing to keep."
-    return f"**Stopped at epoch {toy['epoch']:,}.** This generator is kept for the Anomaly playground."
+        return None, None, "Press **Train** to start."
+    snap, config = toy["snapshot"], toy["config"]
+    state = ("stopped; this generator is kept for the Anomaly playground" if session.get("toy_stopped")
+             else "done" if snap.epoch >= snap.epochs else "training…")
+    line = (f"**Epoch {snap.epoch:,} / {snap.epochs:,}** ({state}) · D loss {snap.d_loss:.3f} · "
+            f"G loss {snap.g_loss:.3f} · KS distance {snap.ks_statistic:.3f}")
+    return fig_distribution(snap, config), fig_curves(toy["history"], config.epochs), line
+
+
+def stop_toygan(session: dict | None):
+    # The session dict is the one the training generator fills; marking it here is seen by the
+    # final redraw that follows Stop.
+    if session is not None:
+        session["toy_stopped"] = True
+    return gr.Timer(active=False)
 
 
 # ============================================================================ anomaly playground
@@ -455,7 +472,7 @@ def figs_outputs(r: anomaly.KSResult, generator: toygan.ToyGenerator) -> tuple[P
           "marker": {"size": 5, "color": COLORS["fake"]}},
          {"type": "scatter", "mode": "lines", "x": [lo, hi], "y": [lo, hi], "name": "y = x",
           "line": {"color": "#888", "dash": "dot"}}],
-        f"QQ plot against {r.target}: on the diagonal = same distribution", f"{r.target} quantile",
+        f"QQ plot against {r.target}", f"{r.target} quantile",
         "output quantile", showlegend=False)
     return hist, qq
 
@@ -489,31 +506,47 @@ def detection_curve(source: str, a: float, b: float, fraction: float, seed: floa
 
 def model_card() -> tuple[str, list[list], PlotData | None]:
     """The bundled weights, described by their own files: each sidecar JSON, and a training log
-    NAME.metrics.jsonl beside it when one is shipped."""
+    NAME.metrics.jsonl beside it when one is shipped. Bicubic and the paper's SRResNet are
+    listed for reference."""
     text, rows, curves = [], [], []
+    folder = weights.weights_dir()
     for name in bundled_models():
-        meta = json.loads((weights.weights_dir() / f"{name}.json").read_text())
-        train = meta.get("training", {})
-        cfg = meta.get("config", {})
-        text.append(f"### {label(name)} ×{meta.get('scale', SCALE)} (`weights/{name}`)\n{meta.get('description', '')}. "
-                    f"{cfg.get('blocks', '?')} residual blocks, {cfg.get('channels', '?')} channels.")
-        facts = {k: v for k, v in train.items() if k != "command"}
-        if facts:
-            text.append("Training: " + "; ".join(f"{k.replace('_', ' ')} {', '.join(map(str, v)) if isinstance(v, list) else v}"
-                                                 for k, v in facts.items()) + ".")
-        if train.get("command"):
-            text.append(f"```\n{train['command']}\n```")
+        meta = json.loads((folder / f"{name}.json").read_text())
+        train, cfg = meta.get("training", {}), meta.get("config", {})
+        text.append(f"### {label(name)} ×{meta.get('scale', SCALE)} (`weights/{name}`)\n"
+                    f"{meta.get('description', '').rstrip('.')}: {cfg.get('blocks', '?')} residual blocks, "
+                    f"{cfg.get('channels', '?')} channels.\n\n{_facts(train)}")
         for data, m in sorted((meta.get("metrics") or {}).items()):
             if isinstance(m, dict) and "psnr" in m:
-                rows.append([label(name), data, round(m["psnr"], 2), round(m.get("ssim", float("nan")), 4)])
-        log = weights.weights_dir() / f"{name}.metrics.jsonl"
+                rows.append([label(name), data, round(float(m["psnr"]), 2), round(float(m.get("ssim", "nan")), 4)])
+        log = folder / f"{name}.metrics.jsonl"
         if log.is_file():
-            curves += [{"type": "scatter", "mode": "lines+markers", "x": xs, "y": series(ys), "name": f"{label(name)} on {data}"}
-                       for data, (xs, ys) in _validation_points(log).items()]
+            curves += [{"type": "scatter", "mode": "lines+markers", "x": xs, "y": series(ys),
+                        "name": f"{label(name)} on {data}"} for data, (xs, ys) in _validation_points(log).items()]
     if not text:
-        text = ["No bundled weights in `weights/` yet: this card fills in when they arrive."]
+        text = ["No bundled super-resolution weights in `weights/` yet: this card fills in when they arrive."]
+    if "toygan_default" in weights.list_bundled("toygan"):
+        toy = json.loads((folder / "toygan_default.json").read_text())
+        text.append(f"### Toy generator (`weights/toygan_default`)\n{toy.get('description', '')}\n\n"
+                    f"{_facts(toy.get('training') or {})}")
+    for reference, table in (("Bicubic (reference)", publish.BICUBIC), ("SRResNet, paper (reference)", publish.PAPER)):
+        rows += [[reference, data, p, s] for data, (p, s) in sorted(table.items())]
+    rows.sort(key=lambda row: row[1])  # by test set; models before the references
     fig = figure(curves, "Validation PSNR during training", "iteration", "PSNR (dB)", height=380) if curves else None
     return "\n\n".join(text), rows, fig
+
+
+def _facts(training: dict) -> str:
+    """A sidecar's free-form "training" record as a Markdown list, the command as a code block."""
+    def show(v: object) -> str:
+        if isinstance(v, float):
+            return f"{v:.4g}"
+        return ", ".join(map(str, v)) if isinstance(v, list) else str(v)
+
+    lines = [f"- {k.replace('_', ' ')}: {show(v)}" for k, v in training.items() if k != "command"]
+    if training.get("command"):
+        lines.append(f"\n```\n{training['command']}\n```")
+    return "\n".join(lines)
 
 
 def _validation_points(log: Path) -> dict[str, tuple[list, list]]:
@@ -543,18 +576,21 @@ the same region from every model, zoomed. Inputs up to {MAX_INPUT_SIDE:,} px a s
 
 TOY_HELP = """
 A GAN is two small networks playing a game. The **generator** turns random noise into numbers; the
-**discriminator** sees the real data and the generated numbers and learns to tell them apart. Its decision curve
-D(x) is the probability it gives x of being real. The generator learns to fool it. When the red histogram covers
-the blue one, D(x) flattens towards ½ and the KS distance (the largest gap between the two distributions) drops.
-Press **Train**. **Stop** keeps the generator as it is, for the Anomaly tab.
+**discriminator** sees the real data and the generated numbers and learns to tell them apart: its decision curve
+D(x) (green, dashed) is the probability it gives x of being real. Each epoch, D takes one step at telling them apart,
+then the generator takes one step at fooling D. When the red histogram covers the blue one, D(x) flattens towards ½
+(it can no longer tell) and the KS distance, the largest gap between the two distributions, drops. Press **Train**;
+**Stop** keeps the generator as it is, for the Anomaly playground.
 """
 
 KS_HELP = """
 The toy generator turns U(0, 1) noise into numbers that follow its target (N(0, 1) for the bundled one). Feed it
 other noise and its outputs drift. The Kolmogorov-Smirnov test measures the largest gap between the outputs'
 distribution and the target: the **KS statistic**. The **p-value** is how often a gap at least that large would
-happen by chance if the input were still U(0, 1). Below α = 0.05 the batch is **flagged**. Small batches miss
-small drifts: the detection curve shows how often the check fires as n grows.
+happen by chance if the input were still U(0, 1). Below α = 0.05 the batch is **flagged**. On the QQ plot, points
+on the diagonal mean "same distribution". Small batches miss small drifts: the detection curve shows how often the
+check fires as n grows, on uniform input (false alarms, ideally α) and on the chosen input (the power). False
+alarms that climb with n mean the generator itself is not quite its target: large batches see that too.
 """
 
 CSS = """
@@ -608,7 +644,8 @@ def build_app() -> gr.Blocks:
                                            info="one epoch = one update of D, then one of G", elem_id="toy-epochs")
                         lr = gr.Number(1e-3, label="Learning rate (Adam)", minimum=1e-6, maximum=1.0)
                         hidden = gr.Slider(2, 256, value=50, step=1, label="Generator hidden units")
-                        seed = gr.Number(0, label="Seed", precision=0, minimum=0)
+                        seed = gr.Number(1, label="Seed", precision=0, minimum=0,
+                                         info="seed 1 matches the bundled generator")
                         with gr.Row():
                             train_btn = gr.Button("Train", variant="primary", elem_id="train-btn")
                             stop_btn = gr.Button("Stop", variant="stop", elem_id="stop-btn")
@@ -617,12 +654,24 @@ def build_app() -> gr.Blocks:
                     with gr.Column(scale=3):
                         dist_plot = gr.Plot(show_label=False, elem_id="toy-dist")
                         curves_plot = gr.Plot(show_label=False, elem_id="toy-curves")
-                train_event = train_btn.click(
-                    train_toygan, [target, epochs, lr, hidden, seed, session],
-                    [dist_plot, curves_plot, toy_line, toy_status, session], api_name="train_toygan",
-                    concurrency_limit=TOY_CONCURRENCY, concurrency_id="toy", show_progress="hidden", preprocess=False)
-                stop_btn.click(stopped_line, session, toy_line, cancels=[train_event], api_visibility="private",
-                               queue=False)
+                # The page pulls the plots on a timer instead of having them pushed with every update:
+                # a tick is skipped while the previous one is pending, so a slow browser never falls
+                # behind a backlog of frames.
+                plot_timer = gr.Timer(1 / TOY_UPDATES_PER_S, active=False)
+                view = [dist_plot, curves_plot, toy_line]
+                plot_timer.tick(toy_view, session, view, api_name="toy_plots", show_progress="hidden",
+                                concurrency_limit=None)
+                train_event = train_btn.click(lambda: gr.Timer(active=True), None, plot_timer, queue=False,
+                                              api_visibility="private").then(
+                    train_toygan, [target, epochs, lr, hidden, seed, session], [toy_status, session],
+                    api_name="train_toygan", concurrency_limit=TOY_CONCURRENCY, concurrency_id="toy",
+                    show_progress="hidden", preprocess=False)
+                # after the last update (or an error), and after Stop: stop asking, draw the final state
+                train_event.then(lambda: gr.Timer(active=False), None, plot_timer, api_visibility="private").then(
+                    toy_view, session, view, api_visibility="private", show_progress="hidden")
+                stop_btn.click(stop_toygan, session, plot_timer, cancels=[train_event], api_visibility="private",
+                               queue=False).then(toy_view, session, view, api_visibility="private",
+                                                 show_progress="hidden")
 
             with gr.Tab("Anomaly playground", id="anomaly"):
                 gr.Markdown(KS_HELP)
@@ -658,15 +707,18 @@ def build_app() -> gr.Blocks:
                                 api_name="detection_curve", preprocess=False)
 
             with gr.Tab("Model card", id="card"):
-                card_text = gr.Markdown()
+                card_text = gr.Markdown(elem_id="card-text")
                 card_table = gr.Dataframe(headers=["model", "test set", "PSNR (dB)", "SSIM"], interactive=False,
-                                          label="Benchmarks: Y channel, 4 px border ignored, as in the SRGAN paper")
-                card_plot = gr.Plot(show_label=False)
+                                          label="Benchmarks: Y channel, 4 px border ignored, as in the SRGAN paper",
+                                          elem_id="card-table")
+                card_plot = gr.Plot(show_label=False, visible=False, elem_id="card-plot")
 
         def refresh():
             # weights may be added while the server runs: every page load reads the folder again
             choices = model_choices()
-            return (gr.Markdown(weights_notice()), gr.Dropdown(choices=choices, value=choices[0][1]), *model_card())
+            text, rows, fig = model_card()
+            return (gr.Markdown(weights_notice()), gr.Dropdown(choices=choices, value=choices[0][1]), text, rows,
+                    gr.Plot(value=fig, visible=fig is not None))
 
         demo.load(refresh, outputs=[notice, model, card_text, card_table, card_plot], api_visibility="private")
     return demo

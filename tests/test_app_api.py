@@ -22,6 +22,7 @@ from gradio_client.exceptions import AppError
 from PIL import Image
 
 from app_server import ROOT, running_app
+from hub_server import HubServer
 from srgan_core.data import downscale, modcrop
 from srgan_core.metrics import psnr
 from srgan_core.models import Generator, GeneratorConfig
@@ -41,6 +42,9 @@ def make_weights(folder: Path) -> Path:
                        metrics={"Set5": {"psnr": 20.0 + seed, "ssim": 0.5}})
     for f in WEIGHTS_DIR.glob("toygan_default.*"):
         shutil.copy(f, folder / f.name)
+    # a training log beside the weights, for the model card's curves (train.py's metrics.jsonl format)
+    log = [{"iteration": i, "validation": {"Set5": {"psnr": 20 + i / 100, "ssim": 0.5}}} for i in (100, 200, 300)]
+    (folder / "srgan_x4.metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in log))
     return folder
 
 
@@ -200,22 +204,28 @@ def test_train_toygan_streams_updates(client):
         assert time.monotonic() < deadline, "training did not finish"
         arrivals += [time.monotonic()] * (len(job.outputs()) - len(arrivals))
         time.sleep(0.02)
-    outputs = job.outputs()
-    statuses = [o[3] for o in outputs]
+    statuses = outputs = job.outputs()
     epochs = [s["epoch"] for s in statuses]
     assert len(outputs) >= 3
     assert epochs == sorted(epochs) and epochs[-1] == 6000
     assert statuses[-1]["done"] and not statuses[0]["done"]
     assert all(0 <= s["ks_statistic"] <= 1 for s in statuses)
-    if len(arrivals) >= 4:  # several plot updates a second while it trains
+    if len(arrivals) >= 4:  # several updates a second while it trains
         rate = (len(arrivals) - 1) / (arrivals[-1] - arrivals[0])
         assert rate >= 2, f"{rate:.1f} updates/s"
-    figure = json.loads(outputs[-1][0]["plot"])
+
+    # the plots of this session's last snapshot
+    dist, curves, line = client.predict(api_name="/toy_plots")
+    assert line.startswith("**Epoch 6,000 / 6,000** (done)")
+    figure = json.loads(dist["plot"])
     names = [trace.get("name", "") for trace in figure["data"]]
     assert names == ["real data", "generated", "target N(0, 1)", "D(x): P(real | x)"]
     assert figure["layout"]["title"]["text"].startswith("Epoch 6,000 of 6,000")
-    decision = figure["data"][3]["y"]
-    assert all(0 <= d <= 1 for d in decision)
+    assert all(0 <= d <= 1 for d in figure["data"][3]["y"])
+    assert len(figure["data"][1]["x"]) == 1000  # generated samples
+    lines = json.loads(curves["plot"])["data"]
+    assert [t["name"] for t in lines] == ["D loss", "G loss", "KS distance"]
+    assert lines[0]["x"][-1] == 6000 and len(lines[0]["x"]) == len(lines[2]["y"]) > 100
 
 
 def test_stop_keeps_the_generator_and_sessions_stay_apart(app_url, tmp_path):
@@ -227,7 +237,7 @@ def test_stop_keeps_the_generator_and_sessions_stay_apart(app_url, tmp_path):
         time.sleep(0.1)
     job.cancel()
     time.sleep(0.5)
-    stopped_at = job.outputs()[-1][3]["epoch"]
+    stopped_at = job.outputs()[-1]["epoch"]
     assert stopped_at < 100_000
 
     def epoch_in_use(client: Client) -> int:
@@ -240,6 +250,7 @@ def test_stop_keeps_the_generator_and_sessions_stay_apart(app_url, tmp_path):
     time.sleep(1.0)
     assert epoch_in_use(a) == used, "training went on after Stop"
 
+    assert b.predict(api_name="/toy_plots") == (None, None, "Press **Train** to start.")  # B trained nothing
     try:
         *_, theirs = b.predict("beta", 1, 5, 0.5, 200, 0, api_name="/ks_check")
         assert theirs["generator"].startswith("bundled")
@@ -267,3 +278,33 @@ def test_ks_check_flags_drift_and_passes_clean_noise(client):
         assert 0 <= r["statistic"] <= 1 and 0 <= r["p_value"] <= 1 and r["n"] == 300
         assert r["flagged"] == (r["p_value"] < 0.05)
     assert drift["flagged"] and drift["statistic"] > clean["statistic"]
+
+
+# ----------------------------------------------------------------------------- Hub references
+
+
+def test_hub_reference_then_fallback_when_the_hub_is_down(tmp_path):
+    """A Hub reference is downloaded through huggingface_hub (from a loopback Hub); when the
+    Hub is down, the bundled default stands in and the page says so."""
+    torch.manual_seed(7)
+    save_generator(Generator(TINY), tmp_path / "upload" / "hub_tiny", description="tiny Hub test model")
+    hub = HubServer()
+    hub.add_weights(tmp_path / "upload" / "hub_tiny")
+    folder = make_weights(tmp_path / "weights")
+    src = save_png(noise_image(12, 10), tmp_path / "in.png")
+    with hub:
+        env = {"SRGAN_WEIGHTS_DIR": str(folder), "HF_ENDPOINT": hub.url, "HF_HUB_OFFLINE": "",
+               "HF_HUB_CACHE": str(tmp_path / "hub-cache")}
+        with running_app(env=env) as url:
+            client = new_client(url, tmp_path / "downloads")
+            ref = f"hf://{hub.repo_id}/hub_tiny"
+            (_, sr_path), _, _, summary, table = client.predict(handle_file(src), ref, api_name="/upscale")
+            assert summary.startswith("**hub_tiny**") and Image.open(sr_path).size == (48, 40)
+            assert any(method == "hub_tiny" for method, *_ in table["data"])
+            assert any("hub_tiny.safetensors" in path for _, path in hub.requests)
+
+            hub.stop()
+            other = f"hf://{hub.repo_id}/not_cached"
+            (_, sr_path), _, _, summary, _ = client.predict(handle_file(src), other, api_name="/upscale")
+            assert summary.startswith("**SRGAN**") and "unavailable" in summary and "SRGAN was used instead" in summary
+            assert Image.open(sr_path).size == (48, 40)
