@@ -85,7 +85,7 @@ def _megapixels(n: int) -> str:
 
 
 def check_size(width: int, height: int, name: str = "image", scale: int = 1) -> None:
-    """Raise ImageInputError if a `width` x `height` input is over the limits (or under them)."""
+    """Raise ImageInputError if a `width` x `height` input (for a x`scale` model) is over the limits."""
     side = int(math.isqrt(MAX_INPUT_PIXELS))
     if width > MAX_INPUT_SIDE or height > MAX_INPUT_SIDE or width * height > MAX_INPUT_PIXELS:
         raise ImageInputError(
@@ -135,7 +135,8 @@ def load_image(src: str | Path | bytes | BinaryIO) -> Image.Image:
                         f"least {MIN_INPUT_SIDE} px"
                     )
                 image.load()
-                return ImageOps.exif_transpose(image)  # always a new image, detached from the file
+                result = upright(image)
+                return result.copy() if result is image else result  # detached from the file
     except ImageInputError:
         raise
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
@@ -153,7 +154,11 @@ def load_image(src: str | Path | bytes | BinaryIO) -> Image.Image:
 
 def upright(image: Image.Image) -> Image.Image:
     """The image as it should be displayed: EXIF orientation applied (and its tag dropped)."""
-    if image.getexif().get(0x0112, 1) in (None, 1):
+    try:
+        orientation = image.getexif().get(0x0112, 1)
+    except Exception:  # a damaged EXIF block says nothing reliable; the pixels are still fine
+        return image
+    if orientation in (None, 1):
         return image
     return ImageOps.exif_transpose(image)
 

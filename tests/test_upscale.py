@@ -424,3 +424,12 @@ def test_activations_stay_channels_last(model, monkeypatch):
     monkeypatch.setattr(F, "conv2d", spy)
     Upscaler(model, band=4).upscale_tensor(torch.rand(1, 3, 13, 11))
     assert seen and all(seen)
+
+
+def test_damaged_exif_does_not_stop_the_image(upscaler):
+    buf = io.BytesIO()
+    noise(8, 6, seed=17).save(buf, "JPEG", exif=b"Exif\x00\x00MM\x00\x2a\x00\x00\x00\x08\x00\x05\x01\x12")
+    with pytest.warns(UserWarning):  # Pillow says the EXIF block is corrupt; the pixels are fine
+        image = load_image(buf.getvalue())
+    assert image.size == (8, 6)
+    assert upscaler.upscale(image).size == (32, 24)
