@@ -10,6 +10,7 @@ import argparse
 import dataclasses
 import json
 import math
+import shutil
 import tempfile
 import time
 from pathlib import Path
@@ -22,7 +23,7 @@ from PIL import Image
 
 from srgan_core import anomaly, publish, toygan, weights
 from srgan_core.data import downscale, modcrop
-from srgan_core.metrics import psnr, ssim
+from srgan_core.metrics import gradient_magnitude, psnr, ssim
 from srgan_core.upscale import MAX_INPUT_PIXELS, MAX_INPUT_SIDE, ImageInputError, Upscaler, bicubic, load_image
 
 ROOT = Path(__file__).resolve().parent
@@ -138,18 +139,28 @@ def _run(up: Upscaler, image: Image.Image, progress: gr.Progress) -> tuple[Image
     return out, time.perf_counter() - t0
 
 
+_downloads = Path(tempfile.mkdtemp(prefix="srgan-studio-"))
+
+
 def _save_png(image: Image.Image, stem: str) -> str:
-    out = Path(tempfile.mkdtemp(prefix="srgan-studio-")) / f"{stem}.png"
+    """The file behind the download link. Gradio serves a copy from its own cache, so ours are
+    kept for an hour only: a long-running Space must not fill its disk."""
+    for old in _downloads.glob("*/*.png"):
+        if time.time() - old.stat().st_mtime > 3600:
+            shutil.rmtree(old.parent, ignore_errors=True)
+    out = Path(tempfile.mkdtemp(dir=_downloads)) / f"{stem}.png"
     image.save(out)
     return str(out)
 
 
-def _crop_box(size: tuple[int, int]) -> tuple[int, int, int, int]:
-    """A CROP-pixel square (or smaller) at the centre of the output, on the LR pixel grid."""
-    w, h = size
+def _crop_box(reference: Image.Image) -> tuple[int, int, int, int]:
+    """A CROP-pixel square (or smaller) on the LR pixel grid: of a 3x3 grid of candidates, the one
+    where `reference` (the bicubic output) has the most detail, so the crops show texture."""
+    w, h = reference.size
     s = min(CROP, w, h) // SCALE * SCALE
-    left, top = (w - s) // 2 // SCALE * SCALE, (h - s) // 2 // SCALE * SCALE
-    return left, top, left + s, top + s
+    boxes = [(x, y, x + s, y + s) for x in {(w - s) * i // 2 // SCALE * SCALE for i in range(3)}
+             for y in {(h - s) * j // 2 // SCALE * SCALE for j in range(3)}]
+    return max(sorted(boxes), key=lambda box: gradient_magnitude(reference.crop(box)))
 
 
 def _zoom(image: Image.Image) -> Image.Image:
@@ -157,10 +168,10 @@ def _zoom(image: Image.Image) -> Image.Image:
 
 
 def crops(lr: Image.Image, outputs: dict[str, Image.Image], original: Image.Image | None) -> list:
-    """The same region, zoomed, from bicubic, every bundled model, the chosen model and (when
+    """The same detailed region, zoomed, from bicubic, every bundled model, the chosen model and (when
     known) the original. Models not run on the whole image run on that region plus a margin
     wider than their receptive field, which gives the same pixels as a whole-image run."""
-    box = _crop_box((lr.width * SCALE, lr.height * SCALE))
+    box = _crop_box(outputs["Bicubic"].convert("RGB"))
     gallery = [(_zoom(outputs["Bicubic"].crop(box)), "Bicubic")]
     for name in bundled_models():
         if label(name) in outputs:
@@ -518,7 +529,9 @@ def model_card() -> tuple[str, list[list], PlotData | None]:
                     f"{cfg.get('channels', '?')} channels.\n\n{_facts(train)}")
         for data, m in sorted((meta.get("metrics") or {}).items()):
             if isinstance(m, dict) and "psnr" in m:
-                rows.append([label(name), data, round(float(m["psnr"]), 2), round(float(m.get("ssim", "nan")), 4)])
+                ratio = m.get("gradient_ratio")
+                rows.append([label(name), data, round(float(m["psnr"]), 2), round(float(m.get("ssim", "nan")), 4),
+                             None if ratio is None else round(float(ratio), 3)])
         log = folder / f"{name}.metrics.jsonl"
         if log.is_file():
             curves += [{"type": "scatter", "mode": "lines+markers", "x": xs, "y": series(ys),
@@ -530,7 +543,7 @@ def model_card() -> tuple[str, list[list], PlotData | None]:
         text.append(f"### Toy generator (`weights/toygan_default`)\n{toy.get('description', '')}\n\n"
                     f"{_facts(toy.get('training') or {})}")
     for reference, table in (("Bicubic (reference)", publish.BICUBIC), ("SRResNet, paper (reference)", publish.PAPER)):
-        rows += [[reference, data, p, s] for data, (p, s) in sorted(table.items())]
+        rows += [[reference, data, p, s, None] for data, (p, s) in sorted(table.items())]
     rows.sort(key=lambda row: row[1])  # by test set; models before the references
     fig = figure(curves, "Validation PSNR during training", "iteration", "PSNR (dB)", height=380) if curves else None
     return "\n\n".join(text), rows, fig
@@ -707,11 +720,12 @@ def build_app() -> gr.Blocks:
                                 api_name="detection_curve", preprocess=False)
 
             with gr.Tab("Model card", id="card"):
-                card_text = gr.Markdown(elem_id="card-text")
-                card_table = gr.Dataframe(headers=["model", "test set", "PSNR (dB)", "SSIM"], interactive=False,
-                                          label="Benchmarks: Y channel, 4 px border ignored, as in the SRGAN paper",
+                card_table = gr.Dataframe(headers=["model", "test set", "PSNR (dB)", "SSIM", "detail (gradient ratio)"],
+                                          interactive=False, label="Benchmarks: PSNR / SSIM on Y, 4 px border ignored, "
+                                          "as in the SRGAN paper; detail: output's mean gradient / the original's",
                                           elem_id="card-table")
                 card_plot = gr.Plot(show_label=False, visible=False, elem_id="card-plot")
+                card_text = gr.Markdown(elem_id="card-text")
 
         def refresh():
             # weights may be added while the server runs: every page load reads the folder again
