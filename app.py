@@ -359,9 +359,9 @@ def number(name: str, value: object) -> float:
 def _toy_config(target, epochs, lr, hidden, seed) -> toygan.ToyGANConfig:
     epochs = whole("epochs", epochs, 1, TOY_MAX_EPOCHS)
     hidden = whole("hidden units", hidden, 1, TOY_MAX_HIDDEN)
-    seed = whole("seed", seed, 0, 2**32 - 1)
+    seed, lr = whole("seed", seed, 0, 2**32 - 1), number("lr", lr)
     try:
-        return toygan.ToyGANConfig(target=target, epochs=epochs, lr=number("lr", lr), hidden=hidden, seed=seed)
+        return toygan.ToyGANConfig(target=target, epochs=epochs, lr=lr, hidden=hidden, seed=seed)
     except (TypeError, ValueError) as exc:
         raise gr.Error(f"Invalid toy GAN settings: {exc}") from None
 
@@ -432,8 +432,9 @@ def toy_generator(session: dict | None) -> tuple[toygan.ToyGenerator, str]:
 
 
 def _noise_spec(source: str, a: float, b: float, fraction: float) -> anomaly.NoiseSpec:
+    a, b, fraction = number("a", a), number("b", b), number("fraction", fraction)
     try:
-        return anomaly.NoiseSpec(kind=source, a=number("a", a), b=number("b", b), fraction=number("fraction", fraction))
+        return anomaly.NoiseSpec(kind=source, a=a, b=b, fraction=fraction)
     except (TypeError, ValueError) as exc:
         raise gr.Error(f"Invalid input source: {exc}") from None
 
