@@ -37,7 +37,7 @@ def psnr(sr: Image.Image | np.ndarray, hr: Image.Image | np.ndarray, scale: int 
     """Peak signal-to-noise ratio in dB on Y, `scale` px border cropped."""
     a, b = _y_pair(sr, hr, scale)
     mse = float(np.mean((a - b) ** 2))
-    return float("inf") if mse == 0 else 10.0 * np.log10(255.0**2 / mse)
+    return float("inf") if mse == 0 else float(10.0 * np.log10(255.0**2 / mse))
 
 
 def ssim(sr: Image.Image | np.ndarray, hr: Image.Image | np.ndarray, scale: int = 4) -> float:
