@@ -227,7 +227,10 @@ def _check_sr(result, source: Path, endpoint: str, scale: int = 4) -> tuple[bool
 def _check_toy(outputs: list, epochs: int) -> tuple[bool, str]:
     if not outputs:
         return False, "no updates"
-    status = next((v for v in outputs[-1] if isinstance(v, dict) and "epoch" in v), {})
+    last = outputs[-1]
+    # /train_toygan streams one status dict per update; a tuple of outputs is searched for one
+    candidates = [last] if isinstance(last, dict) else list(last)
+    status = next((v for v in candidates if isinstance(v, dict) and "epoch" in v), {})
     return bool(status.get("done")) and status.get("epoch") == epochs, \
         f"{len(outputs)} updates, epoch {status.get('epoch')} of {epochs}"
 
