@@ -5,7 +5,9 @@ it in its own process also proves that `python app.py` is all a Space needs to s
 """
 from __future__ import annotations
 
+import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -17,6 +19,11 @@ import urllib.request
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
+
+import torch
+
+from srgan_core.models import Generator, GeneratorConfig
+from srgan_core.weights import WEIGHTS_DIR, save_generator
 
 ROOT = Path(__file__).resolve().parent.parent
 START_TIMEOUT_S = 180.0  # importing torch + gradio on a busy 2-core machine takes a while
@@ -103,3 +110,21 @@ def _stop(proc: subprocess.Popen) -> None:
     except subprocess.TimeoutExpired:
         os.killpg(proc.pid, signal.SIGKILL)
         proc.wait(timeout=STOP_TIMEOUT_S)
+
+
+TINY = GeneratorConfig(channels=8, blocks=1)  # tests check behaviour, not picture quality
+
+
+def make_weights(folder: Path) -> Path:
+    """Tiny random-init SRGAN and SRResNet under the bundled names, plus the real toy default."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for seed, name in enumerate(("srgan_x4", "srresnet_x4")):
+        torch.manual_seed(seed)
+        save_generator(Generator(TINY), folder / name, description=f"tiny random-init {name} (test)",
+                       metrics={"Set5": {"psnr": 20.0 + seed, "ssim": 0.5}})
+    for f in WEIGHTS_DIR.glob("toygan_default.*"):
+        shutil.copy(f, folder / f.name)
+    # a training log beside the weights, for the model card's curves (train.py's metrics.jsonl format)
+    log = [{"iteration": i, "validation": {"Set5": {"psnr": 20 + i / 100, "ssim": 0.5}}} for i in (100, 200, 300)]
+    (folder / "srgan_x4.metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in log))
+    return folder

@@ -32,19 +32,15 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 from gradio_client import Client, handle_file
 from PIL import Image
 
-from app_server import ROOT, START_TIMEOUT_S, STOP_TIMEOUT_S, running_app
+from app_server import ROOT, START_TIMEOUT_S, STOP_TIMEOUT_S, make_weights, running_app
 from bad_inputs import EITHER, IMAGE, PARAM_CASES, REFUSED, SCALE, FileCase, ParamCase, file_cases, write_corpus
 from srgan_core import upscale as up
-from srgan_core.models import Generator, GeneratorConfig
-from srgan_core.weights import WEIGHTS_DIR, save_generator
 
 CASE_TIMEOUT_S = 60.0  # per input and path: a few seconds is normal, a minute is a hang
 FOLDER_TIMEOUT_S = 180.0
-TINY = GeneratorConfig(channels=8, blocks=1)
 # What gradio_client raises when the app let an exception escape (no message for the user).
 UNHANDLED = "raised an exception but has not enabled verbose error reporting"
 LIMIT_WORDS = ("limit", "max", "too large", "too big", "exceed", "at most", "larger than")
@@ -123,13 +119,7 @@ def case_named(name: str) -> FileCase:
 def weights_dir(tmp_path_factory) -> Path:
     """Tiny random-init generators under the bundled names: the tests check behaviour on bad
     input, not picture quality, so they need not wait for trained weights."""
-    folder = tmp_path_factory.mktemp("weights")
-    for seed, name in enumerate(("srgan_x4", "srresnet_x4")):
-        torch.manual_seed(seed)
-        save_generator(Generator(TINY), folder / name, description=f"tiny random-init {name} (test)")
-    for f in WEIGHTS_DIR.glob("toygan_default.*"):
-        (folder / f.name).write_bytes(f.read_bytes())
-    return folder
+    return make_weights(tmp_path_factory.mktemp("weights"))
 
 
 def child_env(weights_dir: Path) -> dict[str, str]:

@@ -10,12 +10,10 @@ import re
 import shutil
 import time
 from contextlib import contextmanager
-from pathlib import Path
 
 import pytest
 
-from app_server import ROOT, running_app
-from test_app_api import make_weights
+from app_server import ROOT, make_weights, running_app
 
 pytestmark = pytest.mark.browser
 

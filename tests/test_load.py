@@ -15,11 +15,8 @@ import sys
 import urllib.request
 
 import pytest
-import torch
 
-from app_server import ROOT, running_app
-from srgan_core.models import Generator, GeneratorConfig
-from srgan_core.weights import WEIGHTS_DIR, save_generator
+from app_server import ROOT, make_weights, running_app
 
 # benchmarks/ is not a package: load its driver by path (registered first, as dataclasses need)
 spec = importlib.util.spec_from_file_location("benchmarks_load", ROOT / "benchmarks" / "load.py")
@@ -36,7 +33,6 @@ DEADLINE_S = 150.0  # the whole burst; requests still open then count as unanswe
 RSS_GROWTH_BOUND_MB = 512
 RSS_BOUND_MB = 2048
 PAGE_LATENCY_BOUND_S = 5.0
-TINY = GeneratorConfig(channels=8, blocks=1)
 
 REPORT: list[str] = []
 
@@ -52,12 +48,7 @@ class LoadSummary:
 @pytest.fixture(scope="module")
 def app_url(tmp_path_factory, request):
     request.config.pluginmanager.register(LoadSummary(), "load-summary")
-    folder = tmp_path_factory.mktemp("weights")
-    for seed, name in enumerate(("srgan_x4", "srresnet_x4")):
-        torch.manual_seed(seed)
-        save_generator(Generator(TINY), folder / name, description=f"tiny random-init {name} (test)")
-    for f in WEIGHTS_DIR.glob("toygan_default.*"):
-        (folder / f.name).write_bytes(f.read_bytes())
+    folder = make_weights(tmp_path_factory.mktemp("weights"))
     with running_app(env={"SRGAN_WEIGHTS_DIR": str(folder)}) as url:
         yield url
 
