@@ -56,12 +56,12 @@ def peak_rss_mb() -> float:
 # ============================================================================ one case, in a child process
 
 
-def run_case(case: str, size: int, repeats: int, budget_s: float, out_dir: Path, config: dict) -> dict:
+def run_case(case: str, size: int, repeats: int, budget_s: float, out_dir: Path, config: dict, save: bool) -> dict:
     import numpy as np
     import torch
     from PIL import Image
 
-    from srgan_core.models import Generator, GeneratorConfig, generator_macs_per_lr_pixel
+    from srgan_core.models import Generator, GeneratorConfig
     from srgan_core.upscale import Upscaler
 
     rss_import = peak_rss_mb()
@@ -71,21 +71,25 @@ def run_case(case: str, size: int, repeats: int, budget_s: float, out_dir: Path,
     lr = torch.rand(1, 3, size, size, generator=torch.Generator().manual_seed(size))
     cl = torch.channels_last
 
-    t0 = time.perf_counter()
-    if case == "naive":
-        def fn():
-            with torch.no_grad():
-                return model(lr)
-    elif case == "bicubic":
-        image = Image.fromarray((lr[0].permute(1, 2, 0).numpy() * 255 + 0.5).astype(np.uint8))
+    def as_image(t: torch.Tensor) -> Image.Image:
+        return Image.fromarray((t[0].permute(1, 2, 0).numpy() * 255 + 0.5).astype(np.uint8))
 
-        def fn():
-            return image.resize((size * cfg.scale, size * cfg.scale), Image.Resampling.BICUBIC)
+    t0 = time.perf_counter()
+    prepare = lambda t: t  # noqa: E731  (the case's input made from the LR tensor)
+    if case == "naive":
+        def fn(x):
+            with torch.no_grad():
+                return model(x)
+    elif case == "bicubic":
+        prepare = as_image
+
+        def fn(image):
+            return image.resize((image.width * cfg.scale, image.height * cfg.scale), Image.Resampling.BICUBIC)
     elif case == "upscaler":
         up = Upscaler(model)  # setup_ms: folding BatchNorm and laying out the weights
-        image = Image.fromarray((lr[0].permute(1, 2, 0).numpy() * 255 + 0.5).astype(np.uint8))
+        prepare = as_image
 
-        def fn():
+        def fn(image):
             return up.upscale(image)
     elif case in ABLATION:
         net = model
@@ -102,35 +106,37 @@ def run_case(case: str, size: int, repeats: int, budget_s: float, out_dir: Path,
         net = net.to(memory_format=cl)
         if case == "compiled":
             net = torch.compile(net)
-        x = lr.contiguous(memory_format=cl)
+        prepare = lambda t: t.contiguous(memory_format=cl)  # noqa: E731
 
-        def fn():
+        def fn(x):
             with torch.inference_mode():
                 return net(x)
     else:
         raise SystemExit(f"unknown case {case!r}")
     setup_s = time.perf_counter() - t0
 
+    # Warm-up (oneDNN creates its kernels, the allocator grows, torch.compile compiles) on at most
+    # 256x256: what it prepares does not depend on the size, and the big naive runs take minutes.
+    # torch.compile recompiles for a new shape, so it warms up at the full size.
+    warm = size if case == "compiled" else min(size, 256)
     t0 = time.perf_counter()
-    out = fn()  # warm-up: oneDNN picks its kernels, the allocator grows, compile compiles
+    fn(prepare(lr[:, :, :warm, :warm]))
     warmup_s = time.perf_counter() - t0
-    runs = max(1, min(repeats, int(budget_s / max(warmup_s, 1e-3))))
-    times = []
-    for _ in range(runs):
+    x = prepare(lr)
+    times: list[float] = []
+    while not times or (len(times) < repeats and sum(times) < budget_s):
         t0 = time.perf_counter()
-        out = fn()
+        out = fn(x)
         times.append(time.perf_counter() - t0)
     rss = peak_rss_mb()
-    if case == "upscaler":  # the float output, for the match check (after the peak RSS is taken)
-        out = up.upscale_tensor(lr)
-    if isinstance(out, torch.Tensor):
-        np.save(out_dir / f"{case}_{size}.npy", out.clamp(0, 1).float().numpy())
-    median = statistics.median(times)
-    macs = generator_macs_per_lr_pixel(cfg) * size * size
+    if save:
+        if case == "upscaler":  # its float output, for the match check (after the peak RSS is taken)
+            out = up.upscale_tensor(lr)
+        if isinstance(out, torch.Tensor):
+            np.save(out_dir / f"{case}_{size}.npy", out.clamp(0, 1).float().numpy())
     return {
-        "case": case, "size": size, "ms": median * 1e3, "runs": runs, "warmup_ms": warmup_s * 1e3,
-        "setup_ms": setup_s * 1e3, "gflops": None if case == "bicubic" else 2 * macs / median / 1e9,
-        "peak_rss_mb": rss, "import_rss_mb": rss_import, "threads": torch.get_num_threads(),
+        "case": case, "size": size, "times_ms": [t * 1e3 for t in times], "warmup_ms": warmup_s * 1e3,
+        "setup_ms": setup_s * 1e3, "peak_rss_mb": rss, "import_rss_mb": rss_import, "threads": torch.get_num_threads(),
     }
 
 
@@ -207,7 +213,7 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def app_latency(config: dict, requests: int) -> dict:
+def app_latency(config: dict, requests: int, base_env: dict[str, str]) -> dict:
     """Start `python app.py` on a free port and time /upscale of a 256x256 PNG through gradio_client.
 
     The app serves a default-size generator (random weights, saved as srgan_x4 in a temporary
@@ -237,7 +243,7 @@ def app_latency(config: dict, requests: int) -> dict:
         Image.fromarray(rng.integers(0, 256, (256, 256, 3), dtype=np.uint8)).save(src)
         port = free_port()
         url = f"http://127.0.0.1:{port}"
-        env = dict(os.environ, GRADIO_SERVER_NAME="127.0.0.1", GRADIO_SERVER_PORT=str(port),
+        env = dict(base_env, GRADIO_SERVER_NAME="127.0.0.1", GRADIO_SERVER_PORT=str(port),
                    GRADIO_ANALYTICS_ENABLED="False", HF_HUB_OFFLINE="1", SRGAN_WEIGHTS_DIR=str(tmp / "weights"))
         log = open(tmp / "app.log", "wb")
         t_launch = time.perf_counter()
@@ -289,9 +295,9 @@ def app_latency(config: dict, requests: int) -> dict:
 # ============================================================================ the parent: run, compare, print
 
 
-def spawn(args: list[str]) -> dict:
+def spawn(args: list[str], env: dict[str, str]) -> dict:
     cmd = [sys.executable, str(Path(__file__).resolve()), *args]
-    done = subprocess.run(cmd, capture_output=True, text=True, timeout=CASE_TIMEOUT_S, cwd=ROOT)
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=CASE_TIMEOUT_S, cwd=ROOT, env=env)
     if done.returncode != 0:
         tail = (done.stderr or done.stdout).strip().splitlines()
         return {"error": tail[-1] if tail else f"exit status {done.returncode}"}
@@ -322,18 +328,25 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--sizes", type=int, nargs="+", default=None, help=f"LR sides (default {' '.join(map(str, SIZES))})")
     p.add_argument("--cases", nargs="+", default=list(CASES), choices=CASES + ABLATION)
-    p.add_argument("--repeats", type=int, default=5, help="timed runs per case after one warm-up (default 5)")
-    p.add_argument("--budget", type=float, default=60.0, help="seconds of timed runs per case, at least one run")
+    p.add_argument("--repeats", type=int, default=3, help="timed runs per case and round, after a warm-up (default 3)")
+    p.add_argument("--budget", type=float, default=30.0, help="seconds of timed runs per case and round, at least one run")
+    p.add_argument("--rounds", type=int, default=2, help="the cases of each size run in turn this many times, each "
+                   "in a fresh process; the median pools every run, so a burst of load on the machine hits all "
+                   "cases alike (default 2)")
     p.add_argument("--quick", action="store_true", help="smoke test: LR 64 and 256, 2 repeats, no app")
     p.add_argument("--no-app", action="store_true", help="skip starting app.py for its latency")
     p.add_argument("--app-requests", type=int, default=3)
     p.add_argument("--threads", type=int, default=0, help="torch threads in every case (default: torch's choice)")
+    p.add_argument("--omp-wait-policy", choices=["inherit", "passive", "active"], default="inherit",
+                   help="OMP_WAIT_POLICY for every case and the app (default: this environment's). On a "
+                   "machine busy with other work, 'passive' stops idle OpenMP threads spinning at each barrier")
     p.add_argument("--channels", type=int, default=64)
     p.add_argument("--blocks", type=int, default=16)
     p.add_argument("--json", action="store_true", help="print one JSON object instead of the table")
     p.add_argument("--case", help=argparse.SUPPRESS)  # internal: run one case in this process
     p.add_argument("--size", type=int, help=argparse.SUPPRESS)
     p.add_argument("--out-dir", help=argparse.SUPPRESS)
+    p.add_argument("--save", action="store_true", help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     config = {"channels": args.channels, "blocks": args.blocks}
 
@@ -343,53 +356,75 @@ def main(argv: list[str] | None = None) -> int:
 
             torch.set_num_threads(args.threads)
         result = sgemm_case() if args.case == "sgemm" else run_case(
-            args.case, args.size, args.repeats, args.budget, Path(args.out_dir), config)
+            args.case, args.size, args.repeats, args.budget, Path(args.out_dir), config, args.save)
         print(json.dumps(result))
         return 0
 
     sizes = args.sizes or ([64, 256] if args.quick else list(SIZES))
-    repeats = 2 if args.quick else args.repeats
+    repeats, rounds = (2, 1) if args.quick else (args.repeats, args.rounds)
     from srgan_core.models import GeneratorConfig, generator_macs_per_lr_pixel
 
     macs = generator_macs_per_lr_pixel(GeneratorConfig(**config))
     log = (lambda *a: print(*a, file=sys.stderr, flush=True)) if args.json else (lambda *a: print(*a, flush=True))
     cpu = cpu_info()
     log(f"CPU: {cpu.get('model')}, {cpu.get('cores')} cores, {cpu.get('mhz', 0):.0f} MHz; load average {load_average()}")
+    env = dict(os.environ)
+    if args.omp_wait_policy != "inherit":
+        env["OMP_WAIT_POLICY"] = args.omp_wait_policy.upper()
+    log(f"OMP_WAIT_POLICY={env.get('OMP_WAIT_POLICY', '(unset: spin, then sleep)')}, threads={args.threads or 'default'}")
     common = ["--repeats", str(repeats), "--budget", str(args.budget), "--channels", str(args.channels),
               "--blocks", str(args.blocks)] + (["--threads", str(args.threads)] if args.threads else [])
-    sgemm = spawn(["--case", "sgemm", *common])
+    sgemm = spawn(["--case", "sgemm", *common], env)
     log(f"fp32 peak from flags: {cpu.get('fp32_peak_gflops', 0):.0f} GFLOP/s = {cpu.get('peak_formula', '?')}; "
         f"measured sgemm 2048^3 now: {sgemm.get('gflops', 0):.0f} GFLOP/s")
 
     results, matches, failed = [], {}, False
     with tempfile.TemporaryDirectory(prefix="sr-bench-") as tmp:
         for size in sizes:
-            for case in args.cases:
-                if case == "naive" and size * size * NAIVE_BYTES_PER_LR_PIXEL > available_memory():
-                    r = {"case": case, "size": size, "skipped": f"needs ~{size * size * NAIVE_BYTES_PER_LR_PIXEL / 1e9:.0f} GB"}
-                else:
-                    r = {"case": case, "size": size, **spawn(["--case", case, "--size", str(size), "--out-dir", tmp, *common])}
-                results.append(r)
-                if "ms" in r:
-                    log(f"  {case:10s} {size:5d}^2  {r['ms']:10.1f} ms  peak RSS {r['peak_rss_mb']:6.0f} MB  ({r['runs']} runs)")
-                else:
-                    log(f"  {case:10s} {size:5d}^2  {r.get('skipped') or r.get('error')}")
+            runs: dict[str, list[dict]] = {case: [] for case in args.cases}
+            for rnd in range(rounds):
+                for case in args.cases:
+                    if case == "naive" and size * size * NAIVE_BYTES_PER_LR_PIXEL > available_memory():
+                        runs[case].append({"skipped": f"needs ~{size * size * NAIVE_BYTES_PER_LR_PIXEL / 1e9:.0f} GB of RAM"})
+                        continue
+                    save = ["--save"] if rnd == 0 else []
+                    r = spawn(["--case", case, "--size", str(size), "--out-dir", tmp, *save, *common], env)
+                    runs[case].append(r)
+                    if "times_ms" in r:
+                        log(f"  {case:10s} {size:5d}^2  round {rnd + 1}: {', '.join(f'{t:.0f}' for t in r['times_ms'])} ms, "
+                            f"peak RSS {r['peak_rss_mb']:.0f} MB, load {load_average().split()[0]}")
+                    else:
+                        log(f"  {case:10s} {size:5d}^2  {r.get('error')}")
+            for case, rs in runs.items():
+                ok = [r for r in rs if "times_ms" in r]
+                if not ok:
+                    results.append({"case": case, "size": size, "skipped": rs[0].get("skipped") or rs[0].get("error")})
+                    continue
+                times = [t for r in ok for t in r["times_ms"]]
+                median = statistics.median(times)
+                results.append({
+                    "case": case, "size": size, "ms": median, "min_ms": min(times), "runs": len(times),
+                    "gflops": None if case == "bicubic" else 2 * macs * size * size / (median / 1e3) / 1e9,
+                    "warmup_ms": ok[0]["warmup_ms"], "setup_ms": ok[0]["setup_ms"],
+                    "peak_rss_mb": max(r["peak_rss_mb"] for r in ok), "import_rss_mb": ok[0]["import_rss_mb"],
+                    "threads": ok[0]["threads"],
+                })
             ref = Path(tmp) / f"naive_{size}.npy"
             for case in args.cases:
-                if case in ("naive", "bicubic") or not ref.exists() or not (Path(tmp) / f"{case}_{size}.npy").exists():
-                    continue
-                diff = max_abs_diff(Path(tmp) / f"{case}_{size}.npy", ref)
-                matches[f"{case}_{size}"] = diff
-                failed |= diff > MATCH_TOL
-                for f in Path(tmp).glob(f"{case}_{size}.npy"):
-                    f.unlink()
-            ref.unlink(missing_ok=True)
+                mine = Path(tmp) / f"{case}_{size}.npy"
+                if case not in ("naive", "bicubic") and ref.exists() and mine.exists():
+                    diff = max_abs_diff(mine, ref)
+                    matches[f"{case}_{size}"] = diff
+                    failed |= diff > MATCH_TOL
+            for f in Path(tmp).glob(f"*_{size}.npy"):
+                f.unlink()
 
     by = {(r["case"], r["size"]): r for r in results}
     for r in results:
         naive = by.get(("naive", r["size"]), {})
         if "ms" in r and "ms" in naive:
             r["speedup"] = naive["ms"] / r["ms"]
+            r["speedup_min"] = naive["min_ms"] / r["min_ms"]
         if "ms" in r:
             r["us_per_lr_pixel"] = r["ms"] * 1e3 / r["size"] ** 2
 
@@ -399,9 +434,10 @@ def main(argv: list[str] | None = None) -> int:
     flat = None
     if get("upscaler", 256, "ms") and get("upscaler", 1024, "ms"):
         flat = get("upscaler", 1024, "us_per_lr_pixel") / get("upscaler", 256, "us_per_lr_pixel")
-    app = {"skipped": "--quick or --no-app"} if (args.quick or args.no_app) else app_latency(config, args.app_requests)
+    app = {"skipped": "--quick or --no-app"} if (args.quick or args.no_app) else app_latency(config, args.app_requests, env)
     summary = {
         "cpu": cpu, "sgemm_gflops": sgemm.get("gflops"), "load_average": load_average(),
+        "omp_wait_policy": env.get("OMP_WAIT_POLICY"), "threads": sgemm.get("threads"),
         "model": {**GeneratorConfig(**config).to_dict(), "macs_per_lr_pixel": macs},
         "cases": results, "max_abs_diff_vs_naive": matches, "match_tolerance": MATCH_TOL, "match_ok": not failed,
         "speedup_256": get("upscaler", 256, "speedup"), "gflops_256": get("upscaler", 256, "gflops"),
@@ -419,7 +455,8 @@ def main(argv: list[str] | None = None) -> int:
 def print_table(summary: dict, sizes: list[int], cases: list[str]) -> None:
     by = {(r["case"], r["size"]): r for r in summary["cases"]}
     print()
-    print(f"{'LR size':>9} {'method':>10} {'median ms':>11} {'GFLOP/s':>8} {'speed-up':>9} {'peak RSS':>9} {'us/LR px':>9} {'max |diff|':>11}")
+    print(f"{'LR size':>9} {'method':>10} {'median ms':>11} {'min ms':>10} {'runs':>4} {'GFLOP/s':>7} {'speed-up':>8} "
+          f"{'(min)':>6} {'peak RSS':>9} {'us/LR px':>9} {'max |diff|':>10}")
     for size in sizes:
         for case in cases:
             r = by.get((case, size), {})
@@ -428,9 +465,10 @@ def print_table(summary: dict, sizes: list[int], cases: list[str]) -> None:
                 continue
             g = f"{r['gflops']:.0f}" if r.get("gflops") else "-"
             sp = f"{r['speedup']:.2f}x" if r.get("speedup") else "-"
+            spm = f"{r['speedup_min']:.2f}x" if r.get("speedup_min") else "-"
             d = summary["max_abs_diff_vs_naive"].get(f"{case}_{size}")
-            print(f"{size:>7}^2 {case:>10} {r['ms']:>11.1f} {g:>8} {sp:>9} {r['peak_rss_mb']:>6.0f} MB "
-                  f"{r['us_per_lr_pixel']:>9.2f} {'-' if d is None else f'{d:.1e}':>11}")
+            print(f"{size:>7}^2 {case:>10} {r['ms']:>11.1f} {r['min_ms']:>10.1f} {r['runs']:>4} {g:>7} {sp:>8} {spm:>6} "
+                  f"{r['peak_rss_mb']:>6.0f} MB {r['us_per_lr_pixel']:>9.2f} {'-' if d is None else f'{d:.1e}':>10}")
     print()
     cpu = summary["cpu"]
     if summary.get("gflops_256"):

@@ -42,25 +42,30 @@ from torch import nn
 
 from srgan_core.models import Generator, GeneratorConfig
 
-# Hard limits on the *input* image. The output is scale² times larger: at the limit a x4 result
-# is 8192x8192 (268 MB as a Pillow RGBA image); with torch itself and the band buffers that stays
-# well under 1 GB of RAM. A side limit as well keeps thin strips (and their bands) bounded.
+# Hard limits on the *input* image, so that upscaling any allowed input stays under 1 GB of RAM
+# (peak RSS, measured with benchmarks/sr_inference.py). The budget: importing torch (~560 MB
+# with the CUDA-enabled wheel), the output image (x4: 16x the input's pixels at 4 bytes each,
+# 133 MB for a Full-HD input) and the band buffers (~250 MB at 1024 px wide, glibc's slack
+# included). Full HD in, 8K out; the side limit bounds thin strips.
 MAX_INPUT_SIDE = 4096
-MAX_INPUT_PIXELS = 2048 * 2048
+MAX_INPUT_PIXELS = 1920 * 1080
 MAX_OUTPUT_PIXELS = MAX_INPUT_PIXELS * 16  # binds only for x8 models: their inputs may be a quarter as big
 MIN_INPUT_SIDE = 2  # a 1-px line or dot has no neighbourhood to restore detail from
 
 # Column strips are at most TILE input pixels wide; wider images get strips that overlap by the
-# receptive radius (2 x 40 px: 8 % extra work at 2048 px wide, none up to TILE). The trunk (64
-# channels at the input resolution: 256 B per pixel per activation) advances BAND_PIXELS input
-# pixels per step: a 256x256 image in one step, 64 rows of a 1024-px-wide one (16 MB per
-# activation). The upsampler, where each input pixel costs 16x more memory at x4, advances
-# UPSAMPLE_PIXELS per step (17 MB per 256-channel activation at 2x). Measured on 2 cores, smaller
-# steps only add per-call overhead (and, on a busy machine, an OpenMP barrier per call); bigger
-# ones only add memory.
+# receptive radius (2 x 40 px: 8 % extra work at 2048 px wide, none up to TILE). A strip of up to
+# SINGLE_PASS_PIXELS goes through the trunk (64 channels at the input resolution, 256 B per pixel
+# per activation) in one step: 16 MB activations for 256x256. Bigger strips advance BAND_PIXELS
+# input pixels per step (16 rows at 1024 px wide, 4 MB activations). The upsampler, where each
+# input pixel costs 16x more memory at x4, advances UPSAMPLE_PIXELS per step (8 MB per
+# 256-channel activation at 2x). Bigger steps fragment glibc's heap (64-row bands at 1024 px
+# wide peaked at 1.4 GB); smaller ones add per-call overhead. These sizes cost about 3 % of CPU
+# time against the fastest, memory-hungry settings, and keep the largest allowed input at
+# 0.85 GB peak RSS.
 TILE = 1024
-BAND_PIXELS = 64 * 1024
-UPSAMPLE_PIXELS = 4 * 1024
+SINGLE_PASS_PIXELS = 256 * 256
+BAND_PIXELS = 16 * 1024
+UPSAMPLE_PIXELS = 2 * 1024
 
 Progress = Callable[[int, int], None]
 
@@ -86,11 +91,11 @@ def _megapixels(n: int) -> str:
 
 def check_size(width: int, height: int, name: str = "image", scale: int = 1) -> None:
     """Raise ImageInputError if a `width` x `height` input (for a x`scale` model) is over the limits."""
-    side = int(math.isqrt(MAX_INPUT_PIXELS))
     if width > MAX_INPUT_SIDE or height > MAX_INPUT_SIDE or width * height > MAX_INPUT_PIXELS:
         raise ImageInputError(
             f"{name}: {width}x{height} px is too large; the limit is {MAX_INPUT_SIDE} px a side and "
-            f"{_megapixels(MAX_INPUT_PIXELS)} ({side}x{side}). Downscale or crop it first."
+            f"{MAX_INPUT_PIXELS:,} pixels in all ({_megapixels(MAX_INPUT_PIXELS)}, e.g. 1920x1080). "
+            "Downscale or crop it first."
         )
     if width * height * scale * scale > MAX_OUTPUT_PIXELS:
         limit = MAX_OUTPUT_PIXELS // (scale * scale)
@@ -169,29 +174,35 @@ _SIXTEEN_BIT = ("I;16", "I;16L", "I;16B", "I;16N", "I")
 _WITH_ALPHA = ("RGBA", "RGBa", "LA", "La", "PA")
 
 
-def split_alpha(image: Image.Image) -> tuple[np.ndarray, Image.Image | None]:
-    """Any Pillow image as (float32 RGB array HxWx3 in [0, 1], alpha band as an "L" image or None).
+def pixels(image: Image.Image) -> tuple[np.ndarray, float, Image.Image | None]:
+    """Any Pillow image as (RGB array HxWx3, the value of white in it, alpha band or None).
 
-    16-bit grey ("I;16", or "I" as older Pillow opens 16-bit PNGs) is scaled by 1/65535 here:
+    The array keeps the image's own integer type (uint8, or uint16 for 16-bit grey), so a large
+    input costs 3 bytes a pixel here rather than 12; the model converts it to float a band at a
+    time. 16-bit grey ("I;16", or "I" as older Pillow opens 16-bit PNGs) keeps all 16 bits:
     Pillow's own convert() would clip it at 255. 16-bit RGB PNGs arrive as 8-bit RGB already
-    (Pillow keeps the high byte). Palette and colour-key transparency become a real alpha band.
+    (Pillow keeps the high byte). Float images ("F") are taken as [0, 1]. Palette and
+    colour-key transparency become a real alpha band ("L").
     """
     image = upright(image)
     mode = image.mode
-    if mode in _SIXTEEN_BIT or mode == "F":
-        grey = np.asarray(image).astype(np.float32)
-        grey = np.clip(grey / (1.0 if mode == "F" else 65535.0), 0.0, 1.0)
-        return np.repeat(grey[:, :, None], 3, axis=2), None
+    if mode in _SIXTEEN_BIT:
+        grey = np.clip(np.asarray(image), 0, 65535).astype(np.uint16)
+        return np.repeat(grey[:, :, None], 3, axis=2), 65535.0, None
+    if mode == "F":
+        grey = np.clip(np.asarray(image, dtype=np.float32), 0.0, 1.0)
+        return np.repeat(grey[:, :, None], 3, axis=2), 1.0, None
     alpha = None
     if mode in _WITH_ALPHA or image.has_transparency_data:
         image = image.convert("RGBA")
         alpha = image.getchannel("A")
-    rgb = image.convert("RGB")
-    return np.asarray(rgb, dtype=np.float32) / 255.0, alpha
+    return np.array(image.convert("RGB")), 255.0, alpha  # a writable copy, as torch.from_numpy wants
 
 
-def _to_uint8(rgb: np.ndarray) -> np.ndarray:
-    return np.clip(rgb * 255.0 + 0.5, 0, 255).astype(np.uint8)
+def _to_uint8(rgb: np.ndarray, white: float) -> np.ndarray:
+    if rgb.dtype == np.uint8:
+        return rgb
+    return np.clip(rgb.astype(np.float32) * (255.0 / white) + 0.5, 0, 255).astype(np.uint8)
 
 
 def _with_alpha(rgb: Image.Image, alpha: Image.Image | None) -> Image.Image:
@@ -211,9 +222,9 @@ def bicubic(image: Image.Image, scale: int = 4) -> Image.Image:
     """
     if scale < 1:
         raise ValueError(f"scale must be a positive integer, got {scale}")
-    rgb, alpha = split_alpha(image)
+    rgb, white, alpha = pixels(image)
     h, w = rgb.shape[:2]
-    out = Image.fromarray(_to_uint8(rgb), "RGB").resize((w * scale, h * scale), Image.Resampling.BICUBIC)
+    out = Image.fromarray(_to_uint8(rgb, white), "RGB").resize((w * scale, h * scale), Image.Resampling.BICUBIC)
     return _with_alpha(out, alpha)
 
 
@@ -257,6 +268,18 @@ def _slopes(act: nn.PReLU, channels: int) -> torch.Tensor:
     return act.weight.detach().float().expand(channels).clone()
 
 
+def _keep(rows: torch.Tensor, buffer: torch.Tensor | None) -> torch.Tensor:
+    """A copy of `rows` that outlives the band, written into `buffer` when it has the same shape.
+
+    Every band leaves the same few rows behind in each conv and skip queue; reusing one buffer
+    for them, rather than a fresh small tensor each band, keeps long-lived small blocks from
+    landing between the big short-lived ones, which is what fragments glibc's heap.
+    """
+    if buffer is not None and buffer.shape == rows.shape and buffer.data_ptr() != rows.data_ptr():
+        return buffer.copy_(rows)
+    return rows.clone(memory_format=torch.channels_last)
+
+
 class _RowConv:
     """A zero-padded conv applied to a stream of row bands, top to bottom.
 
@@ -286,9 +309,9 @@ class _RowConv:
         x = torch.cat(parts, dim=2) if len(parts) > 1 else parts[0]
         self.at_top = False
         if x.shape[2] < 2 * r + 1:  # not one full output row yet (the pipeline is still filling)
-            self.pending = x
+            self.pending = x.clone()
             return None
-        self.pending = None if last else x[:, :, x.shape[2] - 2 * r:].clone()
+        self.pending = None if last else _keep(x[:, :, x.shape[2] - 2 * r:], self.pending)
         return F.conv2d(x, self.weight, self.bias, padding=(0, r))
 
 
@@ -297,6 +320,7 @@ class _RowQueue:
 
     def __init__(self) -> None:
         self.rows: torch.Tensor | None = None
+        self.spare: torch.Tensor | None = None  # holds the rows left over after each pop
 
     def push(self, x: torch.Tensor | None) -> None:
         if x is not None:
@@ -305,7 +329,8 @@ class _RowQueue:
     def pop(self, n: int) -> torch.Tensor:
         assert self.rows is not None and self.rows.shape[2] >= n
         # copy the few rows left over: a view would keep the whole band's storage alive
-        out, self.rows = self.rows[:, :, :n], self.rows[:, :, n:].clone()
+        out = self.rows[:, :, :n]
+        self.rows = self.spare = _keep(self.rows[:, :, n:], self.spare)
         return out
 
 
@@ -364,48 +389,83 @@ class _FoldedGenerator:
         ]
         self.tail = _polyphase(*_fold(model.tail, nn.Identity()))
 
-    def stream(self, up_rows: int) -> Callable[[torch.Tensor, bool], list[torch.Tensor]]:
+    def stream(self, band_rows: int, up_rows: int) -> Callable[[torch.Tensor | None, bool], list[torch.Tensor]]:
         """A fresh pass over one image (its own halos and queues): call it with each band of input
         rows, top to bottom, `last=True` on the final one; it returns the output rows completed.
 
-        The trunk works on whole bands; its output goes through the upsampler `up_rows` input
-        rows at a time, because there every row costs 16x more memory (scale 4).
+        The network is a chain of stages, and every stage is fed at most `band_rows` rows (trunk)
+        or `up_rows` input rows' worth (upsampler, where each row costs 16x more memory at x4),
+        depth first, so one chunk per stage is alive at a time.
+        Without that cap the last band would hand each stage a little more than the one before it
+        (each stage releases the rows it was holding back), and glibc's heap would grow at each step.
         """
         head = _RowConv(*self.head)
         blocks = [(_RowConv(*w1), a, _RowConv(*w2), _RowQueue()) for w1, a, w2 in self.blocks]
         body_tail, long_skip = _RowConv(*self.body_tail), _RowQueue()
         upsample = [(_RowConv(*w), a) for w, a in self.upsample]
         tail = _RowConv(*self.tail)
+        Stage = Callable[[torch.Tensor | None, bool], torch.Tensor | None]
 
-        def trunk(x: torch.Tensor, last: bool) -> torch.Tensor | None:
+        def head_stage(x: torch.Tensor | None, last: bool) -> torch.Tensor | None:
             h = _prelu(head(x, last), self.head_slopes)
             long_skip.push(h)
-            for conv1, slopes, conv2, skip in blocks:
-                skip.push(h)
-                h = conv2(_prelu(conv1(h, last), slopes), last)
-                h = None if h is None else h.add_(skip.pop(h.shape[2]))
-            h = body_tail(h, last)
+            return h
+
+        def block_stage(conv1: _RowConv, slopes: torch.Tensor, conv2: _RowConv, skip: _RowQueue) -> Stage:
+            def run(x: torch.Tensor | None, last: bool) -> torch.Tensor | None:
+                skip.push(x)
+                h = conv2(_prelu(conv1(x, last), slopes), last)
+                return None if h is None else h.add_(skip.pop(h.shape[2]))
+            return run
+
+        def body_tail_stage(x: torch.Tensor | None, last: bool) -> torch.Tensor | None:
+            h = body_tail(x, last)
             return None if h is None else h.add_(long_skip.pop(h.shape[2]))
 
-        def upsampler(h: torch.Tensor, last: bool) -> torch.Tensor | None:
-            for k, (conv, slopes) in enumerate(upsample):
-                h = _prelu(conv(h, last), slopes)
-                if k < len(upsample) - 1:  # the last shuffle is folded into the tail
-                    h = _shuffle(h)
-            return _shuffle(tail(h, last))
+        def upsample_stage(conv: _RowConv, slopes: torch.Tensor) -> Stage:
+            return lambda x, last: _shuffle(_prelu(conv(x, last), slopes))
+
+        def tail_stage(x: torch.Tensor | None, last: bool) -> torch.Tensor | None:
+            # the last upsampling stage: conv and PReLU, then the tail with its shuffle folded in
+            conv, slopes = upsample[-1]
+            return _shuffle(tail(_prelu(conv(x, last), slopes), last))
+
+        stages: list[tuple[Stage, int]] = [(head_stage, band_rows)]
+        stages += [(block_stage(*b), band_rows) for b in blocks]
+        stages += [(body_tail_stage, band_rows)]
+        stages += [(upsample_stage(*u), up_rows * 2**k) for k, u in enumerate(upsample[:-1])]
+        stages += [(tail_stage, up_rows * 2 ** (len(upsample) - 1))]
+
+        def feed(k: int, box: list[torch.Tensor | None], last: bool, out: list[torch.Tensor]) -> None:
+            """Stage k and everything after it, depth first, so one chunk per stage is alive at a
+            time. The input comes in a one-item list that is emptied here: no caller's frame keeps
+            a reference, so each activation is freed as soon as the next stage has read it."""
+            x = box.pop()
+            if k == len(stages):
+                if x is not None:
+                    out.append(x)
+                return
+            stage, cap = stages[k]
+            chunks = [None] if x is None else [x[:, :, a:a + cap] for a in range(0, x.shape[2], cap)]
+            del x
+            for i in range(len(chunks)):
+                chunk, chunks[i] = chunks[i], None
+                final = last and i == len(chunks) - 1
+                box = [stage(chunk, final)]
+                del chunk
+                if box[0] is not None or final:
+                    feed(k + 1, box, final, out)
 
         def push(x: torch.Tensor | None, last: bool) -> list[torch.Tensor]:
-            h = trunk(x, last)
-            if h is None:
-                return []
-            starts = range(0, h.shape[2], up_rows)
-            out = [upsampler(h[:, :, a:a + up_rows], last and a == starts[-1]) for a in starts]
-            return [o for o in out if o is not None]
+            out: list[torch.Tensor] = []
+            feed(0, [x], last, out)
+            return out
 
         return push
 
 
-def _bicubic_rows(lr: torch.Tensor, y0: int, y1: int, scale: int) -> torch.Tensor:
+def _bicubic_rows(lr: torch.Tensor, y0: int, y1: int, scale: int,
+                  as_float: Callable[[torch.Tensor], torch.Tensor]) -> torch.Tensor:
     """Output rows [y0, y1) of F.interpolate(lr, scale, "bicubic"), from a window of input rows.
 
     Bicubic reads two input rows either side of an output row's source position; the window
@@ -414,7 +474,7 @@ def _bicubic_rows(lr: torch.Tensor, y0: int, y1: int, scale: int) -> torch.Tenso
     `bicubic_skip`, which add this to their output.
     """
     a, b = max(0, y0 // scale - 2), min(lr.shape[2], -(-y1 // scale) + 2)
-    up = F.interpolate(lr[:, :, a:b], scale_factor=scale, mode="bicubic", align_corners=False)
+    up = F.interpolate(as_float(lr[:, :, a:b]), scale_factor=scale, mode="bicubic", align_corners=False)
     return up[:, :, y0 - a * scale:y1 - a * scale]
 
 
@@ -426,16 +486,14 @@ def _malloc_trim() -> Callable[[int], int] | None:
 
 
 _MALLOC_TRIM = _malloc_trim()
-_TRIM_EVERY_BAND = True
 
 
 def _give_back_freed_memory() -> None:
-    """Return the heap's free pages to the OS.
+    """Return the heap's free pages to the OS once an image is done.
 
     glibc serves tensors of a few MB from its heap (it raises its mmap threshold after the first
-    free) and keeps what they free; activations of slightly different sizes fragment that heap
-    and RSS creeps towards several times the live memory. Trimming once per band keeps the
-    peak near the live working set, for the cost of faulting those pages in again (~1-3 %).
+    free) and keeps what they free, so a server would otherwise sit on the last image's band
+    buffers (~100-200 MB) between requests.
     """
     if _MALLOC_TRIM is not None:
         _MALLOC_TRIM(0)
@@ -461,8 +519,9 @@ class Upscaler:
     accepts (path, bundled name, hf:// reference; None = the bundled default).
     `tile`: widest column strip, in input pixels; wider images are cut into strips that overlap
     by `overlap` (default: the receptive radius, which makes the seams exact).
-    `band`: input rows per step (default: BAND_PIXELS // strip width). Neither `tile` nor `band`
-    changes the result beyond float rounding; they trade memory against per-call overhead.
+    `band`: input rows per step (default: the whole strip when it has at most SINGLE_PASS_PIXELS,
+    else BAND_PIXELS // strip width). Neither `tile` nor `band` changes the result beyond float
+    rounding; they trade memory against per-call overhead.
     The model passed in is only read: BatchNorm is folded into copies of the conv weights.
     """
 
@@ -513,19 +572,30 @@ class Upscaler:
             strips.append((max(0, x0 - self.overlap), min(width, x1 + self.overlap), x0, x1))
         return strips
 
-    def _band_rows(self, strip_width: int) -> int:
-        return self.band or max(1, BAND_PIXELS // strip_width)
+    def _band_rows(self, strip_width: int, height: int) -> int:
+        if self.band:
+            return self.band
+        if strip_width * height <= SINGLE_PASS_PIXELS:
+            return height
+        return max(1, BAND_PIXELS // strip_width)
 
-    def _up_rows(self, strip_width: int) -> int:
-        return min(self._band_rows(strip_width), max(1, UPSAMPLE_PIXELS // strip_width))
+    def _up_rows(self, strip_width: int, height: int) -> int:
+        return min(self._band_rows(strip_width, height), max(1, UPSAMPLE_PIXELS // strip_width))
 
     def plan(self, width: int, height: int) -> int:
         """Number of steps (tiles) `upscale` reports through its progress callback."""
-        return sum(math.ceil(height / self._band_rows(r1 - r0)) for r0, r1, _, _ in self._strips(width))
+        return sum(math.ceil(height / self._band_rows(r1 - r0, height)) for r0, r1, _, _ in self._strips(width))
 
-    def _run(self, lr: torch.Tensor, sink: Callable[[int, int, torch.Tensor], None], progress: Progress | None) -> None:
-        """Stream `lr` (1x3xHxW, channels-last float) through the model; `sink(y, x, rows)` gets
-        each block of finished output rows at output coordinates (y, x)."""
+    def _run(self, lr: torch.Tensor, sink: Callable[[int, int, torch.Tensor], None], progress: Progress | None,
+             white: float = 1.0) -> None:
+        """Stream `lr` (1x3xHxW, channels-last, any dtype with `white` as full scale) through the
+        model; `sink(y, x, rows)` gets each block of finished output rows at output coordinates."""
+
+        def as_float(t: torch.Tensor) -> torch.Tensor:
+            if t.dtype == torch.float32 and white == 1.0:
+                return t
+            return t.to(torch.float32, copy=True).div_(white)  # integer pixels: one band at a time
+
         s = self.scale
         height, width = lr.shape[2], lr.shape[3]
         total, done = self.plan(width, height), 0
@@ -533,30 +603,20 @@ class Upscaler:
             progress(0, total)
         with torch.inference_mode():
             for r0, r1, k0, k1 in self._strips(width):
-                push, y = self._net.stream(self._up_rows(r1 - r0)), 0
-                rows = self._band_rows(r1 - r0)
+                rows = self._band_rows(r1 - r0, height)
+                push, y = self._net.stream(rows, self._up_rows(r1 - r0, height)), 0
                 for top in range(0, height, rows):
-                    band = lr[:, :, top:top + rows, r0:r1]
-                    if top == 0 and rows >= height:  # one band: every conv is a plain whole-strip conv
-                        outputs = push(band, last=True)
-                    else:
-                        # The rows still inside the pipeline come out in a separate, final call.
-                        # Flushing them with the last band would make every layer's tensor a bit
-                        # bigger than the one before, and glibc's heap would grow at each step.
-                        outputs = push(band, last=False)
-                        if top + rows >= height:
-                            outputs += push(None, last=True)
-                    for out in outputs:
+                    band = as_float(lr[:, :, top:top + rows, r0:r1])
+                    for out in push(band, last=top + rows >= height):
                         if self.config.bicubic_skip:
-                            out = out.add_(_bicubic_rows(lr[:, :, :, r0:r1], y, y + out.shape[2], s))
+                            out = out.add_(_bicubic_rows(lr[:, :, :, r0:r1], y, y + out.shape[2], s, as_float))
                         sink(y, k0 * s, out[:, :, :, (k0 - r0) * s:(k1 - r0) * s])
                         y += out.shape[2]
                     done += 1
-                    if _TRIM_EVERY_BAND:
-                        _give_back_freed_memory()
                     if progress is not None:
                         progress(done, total)
                 assert y == height * s, "the row stream lost rows"
+        _give_back_freed_memory()
 
     # ------------------------------------------------------------------ public entry points
 
@@ -580,12 +640,12 @@ class Upscaler:
     def upscale(self, image: Image.Image, progress: Progress | None = None) -> Image.Image:
         """The image `scale` times larger: RGB, or RGBA when it had alpha (alpha by bicubic).
 
-        Any Pillow mode and EXIF orientation are handled (see split_alpha). `progress(done,
+        Any Pillow mode and EXIF orientation are handled (see `pixels`). `progress(done,
         total)` is called once before the first step and after every step. Images over the size
         limits raise ImageInputError.
         """
         check_size(image.width, image.height, "image", self.scale)
-        rgb, alpha = split_alpha(image)
+        rgb, white, alpha = pixels(image)
         h, w = rgb.shape[:2]
         s = self.scale
         out = Image.new("RGBA" if alpha is not None else "RGB", (w * s, h * s))
@@ -593,8 +653,8 @@ class Upscaler:
         lr = torch.from_numpy(rgb).permute(2, 0, 1).unsqueeze(0)
 
         def sink(y: int, x0: int, rows: torch.Tensor) -> None:
-            pixels = rows[0].permute(1, 2, 0).mul(255).add_(0.5).clamp_(0, 255).to(torch.uint8)
-            out.paste(Image.fromarray(pixels.numpy(), "RGB"), (x0, y))
+            rgb8 = rows[0].permute(1, 2, 0).mul(255).add_(0.5).clamp_(0, 255).to(torch.uint8)
+            out.paste(Image.fromarray(rgb8.numpy(), "RGB"), (x0, y))
 
-        self._run(lr, sink, progress)
+        self._run(lr, sink, progress, white)
         return _with_alpha(out, alpha)
