@@ -14,7 +14,7 @@ Cases, all on the same input (a seeded random LR image; speed does not depend on
              run once more after the timing) is what is compared with the naive output.
   naive_cl, folded_cl, compiled   ablation steps: channels-last; + BN folded; + torch.compile
 
-Each (case, size) runs in its own Python process, so its peak RSS (ru_maxrss) is its own. The
+Each (case, size) runs in its own Python process, so its peak RSS (VmHWM) is its own. The
 model is the default GeneratorConfig() (16 blocks, 64 channels, x4) with random weights: the
 time does not depend on the values. GFLOP/s counts 2 FLOPs per multiply-add, with the
 multiply-adds taken layer by layer from srgan_core.models.generator_macs_per_lr_pixel. The
@@ -50,7 +50,15 @@ APP_REQUEST_TIMEOUT_S = 300
 
 
 def peak_rss_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux reports KiB
+    """This process's peak resident memory. VmHWM belongs to the process's own address space;
+    ru_maxrss would not do: after exec it starts from the parent's peak (fork/vfork + exec)."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
 
 
 # ============================================================================ one case, in a child process
@@ -140,10 +148,14 @@ def run_case(case: str, size: int, repeats: int, budget_s: float, out_dir: Path,
     }
 
 
-def sgemm_case() -> dict:
-    """What this CPU reaches on a large fp32 matrix product right now: the practical peak."""
+def probe_case(config: dict) -> dict:
+    """What this CPU reaches on a large fp32 matrix product right now (the practical peak), and
+    the model's multiply-adds: done in a child so that the parent never imports torch."""
     import torch
 
+    from srgan_core.models import GeneratorConfig, generator_macs_per_lr_pixel
+
+    cfg = GeneratorConfig(**config)
     a, b = torch.randn(2048, 2048), torch.randn(2048, 2048)
     a @ b
     times = []
@@ -151,7 +163,8 @@ def sgemm_case() -> dict:
         t0 = time.perf_counter()
         a @ b
         times.append(time.perf_counter() - t0)
-    return {"case": "sgemm", "gflops": 2 * 2048**3 / statistics.median(times) / 1e9, "threads": torch.get_num_threads()}
+    return {"case": "probe", "gflops": 2 * 2048**3 / statistics.median(times) / 1e9, "threads": torch.get_num_threads(),
+            "model": cfg.to_dict(), "macs_per_lr_pixel": generator_macs_per_lr_pixel(cfg)}
 
 
 # ============================================================================ the machine
@@ -355,16 +368,13 @@ def main(argv: list[str] | None = None) -> int:
             import torch
 
             torch.set_num_threads(args.threads)
-        result = sgemm_case() if args.case == "sgemm" else run_case(
+        result = probe_case(config) if args.case == "probe" else run_case(
             args.case, args.size, args.repeats, args.budget, Path(args.out_dir), config, args.save)
         print(json.dumps(result))
         return 0
 
     sizes = args.sizes or ([64, 256] if args.quick else list(SIZES))
     repeats, rounds = (2, 1) if args.quick else (args.repeats, args.rounds)
-    from srgan_core.models import GeneratorConfig, generator_macs_per_lr_pixel
-
-    macs = generator_macs_per_lr_pixel(GeneratorConfig(**config))
     log = (lambda *a: print(*a, file=sys.stderr, flush=True)) if args.json else (lambda *a: print(*a, flush=True))
     cpu = cpu_info()
     log(f"CPU: {cpu.get('model')}, {cpu.get('cores')} cores, {cpu.get('mhz', 0):.0f} MHz; load average {load_average()}")
@@ -374,7 +384,10 @@ def main(argv: list[str] | None = None) -> int:
     log(f"OMP_WAIT_POLICY={env.get('OMP_WAIT_POLICY', '(unset: spin, then sleep)')}, threads={args.threads or 'default'}")
     common = ["--repeats", str(repeats), "--budget", str(args.budget), "--channels", str(args.channels),
               "--blocks", str(args.blocks)] + (["--threads", str(args.threads)] if args.threads else [])
-    sgemm = spawn(["--case", "sgemm", *common], env)
+    sgemm = spawn(["--case", "probe", *common], env)
+    if "error" in sgemm:
+        raise SystemExit(f"the probe process failed: {sgemm['error']}")
+    macs = sgemm["macs_per_lr_pixel"]
     log(f"fp32 peak from flags: {cpu.get('fp32_peak_gflops', 0):.0f} GFLOP/s = {cpu.get('peak_formula', '?')}; "
         f"measured sgemm 2048^3 now: {sgemm.get('gflops', 0):.0f} GFLOP/s")
 
@@ -438,7 +451,7 @@ def main(argv: list[str] | None = None) -> int:
     summary = {
         "cpu": cpu, "sgemm_gflops": sgemm.get("gflops"), "load_average": load_average(),
         "omp_wait_policy": env.get("OMP_WAIT_POLICY"), "threads": sgemm.get("threads"),
-        "model": {**GeneratorConfig(**config).to_dict(), "macs_per_lr_pixel": macs},
+        "model": {**sgemm["model"], "macs_per_lr_pixel": macs},
         "cases": results, "max_abs_diff_vs_naive": matches, "match_tolerance": MATCH_TOL, "match_ok": not failed,
         "speedup_256": get("upscaler", 256, "speedup"), "gflops_256": get("upscaler", 256, "gflops"),
         "time_per_pixel_1024_over_256": flat,
