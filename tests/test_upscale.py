@@ -231,7 +231,7 @@ def test_palette_with_and_without_transparency(upscaler):
     assert np.array_equal(np.asarray(out.getchannel("A")), np.asarray(alpha))
 
 
-def test_sixteen_bit_grey_is_scaled_not_clipped(upscaler):
+def test_sixteen_bit_grey_is_scaled_not_clipped(model, upscaler):
     grey = noise(11, 7, "L", seed=9)
     wide = (np.asarray(grey).astype(np.uint16) * 257).astype(np.uint16)  # v/255 == 257v/65535
     buf = io.BytesIO()
@@ -241,6 +241,8 @@ def test_sixteen_bit_grey_is_scaled_not_clipped(upscaler):
     a = np.asarray(upscaler.upscale(opened)).astype(int)
     b = np.asarray(upscaler.upscale(grey)).astype(int)
     assert np.abs(a - b).max() <= 1
+    banded = np.asarray(Upscaler(model, band=2).upscale(opened)).astype(int)
+    assert np.abs(banded - a).max() <= 1  # 16-bit pixels converted to float band by band
     assert bicubic(opened).mode == "RGB" and np.abs(np.asarray(bicubic(opened)).astype(int) - np.asarray(bicubic(grey))).max() <= 1
 
 
@@ -399,6 +401,16 @@ def test_decompression_bomb_header(tmp_path):
     expect_error(path, str(path), "decompression bomb")
     path.write_bytes(png_bytes(10_000, 10_000, 8, 0))  # over Pillow's warning level only
     expect_error(path, str(path), "decompression bomb")
+
+
+def test_bicubic_skip_on_8_bit_images_in_bands():
+    model = tiny_generator(seed=18, bicubic_skip=True)
+    image = noise(21, 17, seed=19)
+    x = torch.from_numpy(np.asarray(image, dtype=np.float32) / 255).permute(2, 0, 1)[None]
+    ref = to_uint8(whole_image(model, x)).astype(int)
+    for band in (None, 3):
+        out = np.asarray(Upscaler(model, tile=8, band=band).upscale(image)).astype(int)
+        assert np.abs(out - ref).max() <= 1
 
 
 @pytest.mark.parametrize("scale", [2, 4, 8])
