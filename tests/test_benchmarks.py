@@ -1,0 +1,55 @@
+"""benchmarks/sr_inference.py run end to end on a tiny generator, so the script that backs the
+README's Performance table cannot rot: every case in its own process, the output match, the JSON
+keys the README and the issue name, and the app started and timed through gradio_client.
+
+The figures themselves are not asserted (speed belongs to the benchmark, not to a unit test);
+what is asserted is that each one was measured and is a number a machine could produce.
+"""
+from __future__ import annotations
+
+import json
+import math
+import subprocess
+import sys
+
+from app_server import ROOT
+
+SIZES = (16, 32)
+CASES = ("naive", "bicubic", "upscaler")
+
+
+def test_sr_inference_benchmark_measures_every_case_and_the_app():
+    cmd = [sys.executable, str(ROOT / "benchmarks" / "sr_inference.py"), "--json", "--sizes", *map(str, SIZES),
+           "--channels", "8", "--blocks", "2", "--repeats", "2", "--rounds", "1", "--budget", "5", "--app-requests", "2"]
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=400, cwd=ROOT)
+    assert done.returncode == 0, done.stderr[-2000:]
+    summary = json.loads(done.stdout)
+
+    by = {(r["case"], r["size"]): r for r in summary["cases"]}
+    assert set(by) == {(c, s) for c in CASES for s in SIZES}
+    for (case, size), r in by.items():
+        assert r["runs"] >= 2 and 0 < r["min_ms"] <= r["ms"], (case, size, r)
+        assert 100 < r["peak_rss_mb"] < 4096 and r["import_rss_mb"] <= r["peak_rss_mb"], (case, size, r)
+        if case == "bicubic":
+            assert r["gflops"] is None
+        else:
+            assert r["gflops"] > 0 and math.isfinite(r["gflops"])
+        assert r["speedup"] == by[("naive", size)]["ms"] / r["ms"]
+
+    # the Upscaler's float output was compared with the naive output at every size
+    assert summary["match_ok"] is True
+    assert set(summary["max_abs_diff_vs_naive"]) == {f"upscaler_{s}" for s in SIZES}
+    assert all(d <= summary["match_tolerance"] for d in summary["max_abs_diff_vs_naive"].values())
+
+    # the keys the issue names; 256 and 1024 were not run, so they are null, not invented
+    assert summary["speedup_256"] is None and summary["gflops_256"] is None
+    assert summary["time_per_pixel_1024_over_256"] is None
+    assert summary["model"]["channels"] == 8 and summary["model"]["blocks"] == 2
+    assert summary["model"]["macs_per_lr_pixel"] > 0 and summary["sgemm_gflops"] > 0
+    assert summary["cpu"]["cores"] >= 1
+
+    app = summary["app"]
+    assert "skipped" not in app, app
+    assert app["requests"] == 2
+    assert 0 < app["start_to_serving_s"] <= app["cold_start_to_first_answer_s"] < 300
+    assert 0 < app["request_256_ms"] < 60_000
