@@ -30,6 +30,7 @@ import ctypes
 import io
 import math
 import os
+import re
 import warnings
 from pathlib import Path
 from typing import BinaryIO, Callable
@@ -145,7 +146,13 @@ def load_image(src: str | Path | bytes | BinaryIO) -> Image.Image:
     except ImageInputError:
         raise
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
-        raise ImageInputError(f"{name}: refused, possible decompression bomb ({exc})") from None
+        # Pillow names its own pixel limit; ours is lower and is the one the user can act on.
+        claimed = re.search(r"\((\d+) pixels\)", str(exc))
+        what = f"its header claims {int(claimed.group(1)):,} pixels" if claimed else "its header claims too many pixels"
+        raise ImageInputError(
+            f"{name}: refused, possible decompression bomb: {what}; inputs may have at most "
+            f"{MAX_INPUT_PIXELS:,} ({_megapixels(MAX_INPUT_PIXELS)}). Nothing was decoded."
+        ) from None
     except UnidentifiedImageError:
         raise ImageInputError(f"{name}: not an image, or a format Pillow cannot read") from None
     except FileNotFoundError:
