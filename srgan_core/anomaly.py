@@ -15,7 +15,7 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from srgan_core.toygan import ToyGenerator, load_toy_generator
+from srgan_core.toygan import ToyGenerator, check_int, check_real, load_toy_generator
 
 NOISE_KINDS = ("uniform", "beta", "normal", "drift")
 MAX_N = 1_000_000  # values per trial
@@ -43,11 +43,7 @@ class NoiseSpec:
         if self.kind not in NOISE_KINDS:
             raise ValueError(f"noise must be one of {', '.join(NOISE_KINDS)}, got {self.kind!r}")
         for name in ("a", "b", "fraction", "loc", "scale"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
-                raise ValueError(f"{name} must be a number, got {value!r}")
-            if not math.isfinite(value):
-                raise ValueError(f"{name} must be a finite number, got {value}")
+            check_real(name, getattr(self, name))
         if self.a <= 0 or self.b <= 0:
             raise ValueError(f"Beta parameters a and b must be greater than 0, got a={self.a:g}, b={self.b:g}")
         if not 0 <= self.fraction <= 1:
@@ -63,14 +59,6 @@ class NoiseSpec:
             "normal": f"N({self.loc:g}, {self.scale:.3g})",
             "drift": f"U(0, 1) with {self.fraction:.0%} {beta}",
         }[self.kind]
-
-
-def _check_n(name: str, n: object, lo: int, hi: int) -> int:
-    if isinstance(n, bool) or not isinstance(n, (int, np.integer)):
-        raise ValueError(f"{name} must be a whole number, got {n!r}")
-    if not lo <= n <= hi:
-        raise ValueError(f"{name} must be between {lo:,} and {hi:,}, got {n:,}")
-    return int(n)
 
 
 def _rng(seed: int | None) -> np.random.Generator:
@@ -91,7 +79,7 @@ def draw_noise(spec: NoiseSpec, n: int | tuple[int, ...], rng: np.random.Generat
     if not isinstance(shape, tuple) or not shape:
         raise ValueError(f"n must be a whole number, got {n!r}")
     for size in shape:
-        _check_n("n", size, 1, MAX_N * MAX_TRIALS)
+        check_int("n", size, 1, MAX_N * MAX_TRIALS)
     if spec.kind == "uniform":
         return rng.random(shape)
     if spec.kind == "beta":
@@ -145,11 +133,11 @@ def ks_check(
     alpha = _check_alpha(alpha)
     if isinstance(noise, (NoiseSpec, str)):
         spec = _spec(noise)
-        inputs = draw_noise(spec, _check_n("n", n, 2, MAX_N), _rng(seed))
+        inputs = draw_noise(spec, check_int("n", n, 2, MAX_N), _rng(seed))
         source = spec.describe()
     else:
         inputs = np.asarray(noise, np.float64).ravel()
-        _check_n("number of values", inputs.size, 2, MAX_N)
+        check_int("number of values", inputs.size, 2, MAX_N)
         if not np.all(np.isfinite(inputs)):
             raise ValueError("the source values contain NaN or infinite values")
         source = "given values"
@@ -191,10 +179,10 @@ def detection_curve(
     g = _generator(generator)
     spec = _spec(noise)
     alpha = _check_alpha(alpha)
-    trials = _check_n("trials", trials, 1, MAX_TRIALS)
+    trials = check_int("trials", trials, 1, MAX_TRIALS)
     if isinstance(sizes, (int, np.integer)):
         sizes = [sizes]
-    sizes = [_check_n("sample size n", n, 2, MAX_N) for n in sizes]
+    sizes = [check_int("sample size n", n, 2, MAX_N) for n in sizes]
     if not sizes:
         raise ValueError("give at least one sample size")
     rng = _rng(seed)

@@ -82,22 +82,22 @@ class ToyGANConfig:
         if self.noise not in NOISES:
             raise ValueError(f"noise must be one of {', '.join(NOISES)}, got {self.noise!r}")
         for name in ("mu", "mu2"):
-            _check_real(name, getattr(self, name))
+            check_real(name, getattr(self, name))
         for name in ("sigma", "sigma2", "lr"):
-            if _check_real(name, getattr(self, name)) <= 0:
+            if check_real(name, getattr(self, name)) <= 0:
                 raise ValueError(f"{name} must be greater than 0, got {getattr(self, name)}")
-        if not 0 <= _check_real("weight2", self.weight2) <= 1:
+        if not 0 <= check_real("weight2", self.weight2) <= 1:
             raise ValueError(f"weight2 (share of the second mixture component) must be in [0, 1], got {self.weight2}")
-        if not 0 <= _check_real("negative_slope", self.negative_slope) < 1:
+        if not 0 <= check_real("negative_slope", self.negative_slope) < 1:
             raise ValueError(f"negative_slope must be in [0, 1), got {self.negative_slope}")
         for name in ("beta1", "beta2", "ema"):
-            if not 0 <= _check_real(name, getattr(self, name)) < 1:
+            if not 0 <= check_real(name, getattr(self, name)) < 1:
                 raise ValueError(f"{name} must be in [0, 1), got {getattr(self, name)}")
-        _check_int("hidden", self.hidden, 1, MAX_WIDTH)
-        _check_int("d_hidden", self.d_hidden, 1, MAX_WIDTH)
-        _check_int("epochs", self.epochs, 1, MAX_EPOCHS)
-        _check_int("n_real", self.n_real, 2, MAX_REAL)
-        _check_int("batch_size", self.batch_size, 1, self.n_real)
+        check_int("hidden", self.hidden, 1, MAX_WIDTH)
+        check_int("d_hidden", self.d_hidden, 1, MAX_WIDTH)
+        check_int("epochs", self.epochs, 1, MAX_EPOCHS)
+        check_int("n_real", self.n_real, 2, MAX_REAL)
+        check_int("batch_size", self.batch_size, 1, self.n_real)
         if isinstance(self.seed, bool) or not isinstance(self.seed, (int, np.integer)) or self.seed < 0:
             raise ValueError(f"seed must be a whole number, 0 or more, got {self.seed!r}")
 
@@ -114,7 +114,9 @@ class ToyGANConfig:
         return cls(**d)
 
 
-def _check_real(name: str, value: object) -> float:
+def check_real(name: str, value: object) -> float:
+    """A finite real number, or a ValueError naming the parameter: NaN from a form or a JSON body
+    would otherwise train or test quietly into garbage. Shared with the anomaly detector."""
     if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
         raise ValueError(f"{name} must be a number, got {value!r}")
     if not math.isfinite(value):
@@ -122,7 +124,8 @@ def _check_real(name: str, value: object) -> float:
     return float(value)
 
 
-def _check_int(name: str, value: object, lo: int, hi: int) -> int:
+def check_int(name: str, value: object, lo: int, hi: int) -> int:
+    """A whole number in [lo, hi], or a ValueError naming the parameter and the range."""
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
         raise ValueError(f"{name} must be a whole number, got {value!r}")
     if not lo <= value <= hi:
@@ -486,19 +489,26 @@ class _FastGAN:
         return special.expit(self.D.forward(x.astype(np.float32)))
 
 
+def _start(config: ToyGANConfig) -> tuple[np.ndarray, list, list, np.ndarray, np.random.Generator]:
+    """The observed data, the initial weights of G and D, the evaluation noise and the mini-batch
+    stream: one function for both trainers, so they start from the same state by construction."""
+    data_rng, init_rng, batch_rng, eval_rng = _streams(config.seed)
+    real = _draw_target(config, config.n_real, data_rng)
+    g_layers = _init_layers((1, config.hidden, 1), init_rng)
+    d_layers = _init_layers((1, config.d_hidden, config.d_hidden, 1), init_rng)
+    eval_noise = _draw_noise(config.noise, (_N_EVAL,), eval_rng)
+    return real, g_layers, d_layers, eval_noise, batch_rng
+
+
 def train(config: ToyGANConfig, snapshot_every: int | None = 500) -> Iterator[Snapshot]:
     """Train, yielding a Snapshot every `snapshot_every` epochs and after the last one (None: only the
     last). Stop iterating whenever you like: every snapshot's generator is a finished, usable copy.
     Same config, same result, whatever snapshot_every is."""
     config.validate()
     if snapshot_every is not None:
-        _check_int("snapshot_every", snapshot_every, 1, MAX_EPOCHS)
+        check_int("snapshot_every", snapshot_every, 1, MAX_EPOCHS)
     t0 = time.perf_counter()
-    data_rng, init_rng, batch_rng, eval_rng = _streams(config.seed)
-    real = _draw_target(config, config.n_real, data_rng)
-    g_layers = _init_layers((1, config.hidden, 1), init_rng)
-    d_layers = _init_layers((1, config.d_hidden, config.d_hidden, 1), init_rng)
-    eval_noise = _draw_noise(config.noise, (_N_EVAL,), eval_rng)
+    real, g_layers, d_layers, eval_noise, batch_rng = _start(config)
     gan = _FastGAN(config, g_layers, d_layers)
 
     b = config.batch_size
@@ -555,11 +565,7 @@ def reference_train(config: ToyGANConfig) -> Snapshot:
 
     config.validate()
     t0 = time.perf_counter()
-    data_rng, init_rng, batch_rng, eval_rng = _streams(config.seed)
-    real = _draw_target(config, config.n_real, data_rng)
-    g_layers = _init_layers((1, config.hidden, 1), init_rng)
-    d_layers = _init_layers((1, config.d_hidden, config.d_hidden, 1), init_rng)
-    eval_noise = _draw_noise(config.noise, (_N_EVAL,), eval_rng)
+    real, g_layers, d_layers, eval_noise, batch_rng = _start(config)
 
     slope, h, dh = config.negative_slope, config.hidden, config.d_hidden
     G = nn.Sequential(nn.Linear(1, h), nn.LeakyReLU(slope), nn.Linear(h, 1))
