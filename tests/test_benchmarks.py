@@ -53,3 +53,13 @@ def test_sr_inference_benchmark_measures_every_case_and_the_app():
     assert app["requests"] == 2
     assert 0 < app["start_to_serving_s"] <= app["cold_start_to_first_answer_s"] < 300
     assert 0 < app["request_256_ms"] < 60_000
+
+
+def test_sr_inference_refuses_nonsense_counts_at_once():
+    for args, words in ((["--sizes", "0"], "--sizes: must be 1 or more, got 0"),
+                        (["--rounds", "0"], "--rounds: must be 1 or more"),
+                        (["--repeats", "x"], "'x' is not a whole number"),
+                        (["--app-requests", "-1"], "--app-requests: must be 1 or more")):
+        done = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "sr_inference.py"), *args],
+                              capture_output=True, text=True, timeout=60, cwd=ROOT)
+        assert done.returncode == 2 and words in done.stderr and "Traceback" not in done.stderr, done.stderr
