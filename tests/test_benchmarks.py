@@ -29,6 +29,7 @@ def test_sr_inference_benchmark_measures_every_case_and_the_app():
     assert set(by) == {(c, s) for c in CASES for s in SIZES}
     for (case, size), r in by.items():
         assert r["runs"] >= 2 and 0 < r["min_ms"] <= r["ms"], (case, size, r)
+        assert 0 <= r["one_off_ms"] < 60_000, (case, size, r)
         assert 100 < r["peak_rss_mb"] < 4096 and r["import_rss_mb"] <= r["peak_rss_mb"], (case, size, r)
         if case == "bicubic":
             assert r["gflops"] is None
