@@ -644,12 +644,15 @@ class Upscaler:
             self._run(x, sink, progress)
         return out
 
-    def upscale(self, image: Image.Image, progress: Progress | None = None) -> Image.Image:
+    def upscale(self, image: Image.Image, progress: Progress | None = None,
+                on_rows: Callable[[int, int, Image.Image], None] | None = None) -> Image.Image:
         """The image `scale` times larger: RGB, or RGBA when it had alpha (alpha by bicubic).
 
         Any Pillow mode and EXIF orientation are handled (see `pixels`). `progress(done,
-        total)` is called once before the first step and after every step. Images over the size
-        limits raise ImageInputError.
+        total)` is called once before the first step and after every step. `on_rows(y, x, block)`
+        gets each block of finished RGB output rows as soon as it is computed (at output
+        coordinates), so a caller can show the result growing while the rest is computed.
+        Images over the size limits raise ImageInputError.
         """
         check_size(image.width, image.height, "image", self.scale)
         rgb, white, alpha = pixels(image)
@@ -661,7 +664,10 @@ class Upscaler:
 
         def sink(y: int, x0: int, rows: torch.Tensor) -> None:
             rgb8 = rows[0].permute(1, 2, 0).mul(255).add_(0.5).clamp_(0, 255).to(torch.uint8)
-            out.paste(Image.fromarray(rgb8.numpy(), "RGB"), (x0, y))
+            block = Image.fromarray(rgb8.numpy(), "RGB")
+            out.paste(block, (x0, y))
+            if on_rows is not None:
+                on_rows(y, x0, block)
 
         self._run(lr, sink, progress, white)
         return _with_alpha(out, alpha)
