@@ -1,8 +1,8 @@
 """Training and validation data for super-resolution: image folders -> (LR, HR) pairs.
 
-The degradation is Pillow's bicubic resize with antialiasing. The same function makes the
-training inputs, the evaluation inputs and the app's "Simulate" mode, so a model is always
-judged on the kind of low-resolution image it was trained on.
+The clean degradation is Pillow's bicubic resize with antialiasing; `degrade.py` holds it and the
+realistic one (blur, noise, JPEG). The same functions make the training inputs, the evaluation
+inputs and the app's "Simulate" mode, so a model is judged on the kind of input it was trained on.
 """
 from __future__ import annotations
 
@@ -13,6 +13,9 @@ from pathlib import Path
 import numpy as np
 import torch
 from PIL import Image
+
+from srgan_core import degrade
+from srgan_core.degrade import DegradationConfig
 
 
 def modcrop(image: Image.Image, scale: int) -> Image.Image:
@@ -69,10 +72,12 @@ class PatchDataset:
     over several processes, therefore sees exactly the patches a single straight run would.
     """
 
-    def __init__(self, folders: list[str | Path], scale: int = 4, patch: int = 96, seed: int = 0, repeat: int = 1):
+    def __init__(self, folders: list[str | Path], scale: int = 4, patch: int = 96, seed: int = 0, repeat: int = 1,
+                 degradation: DegradationConfig | None = None):
         if patch % scale:
             raise ValueError(f"HR patch size {patch} must be a multiple of the scale {scale}")
         self.scale, self.patch, self.seed, self.repeat = scale, patch, seed, repeat
+        self.degradation = degradation  # None: clean bicubic, the papers' convention
         self.epoch = 0
         self.images: list[np.ndarray] = []
         for path in list_images(folders):
@@ -93,7 +98,11 @@ class PatchDataset:
         self.epoch = epoch
 
     def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
-        rng = random.Random(hash((self.seed, self.epoch, index)))
+        return self.item(self.epoch, index)
+
+    def item(self, epoch: int, index: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """(LR, HR) patch `index` of `epoch`: the same numbers on every machine and after a resume."""
+        rng = random.Random(hash((self.seed, epoch, index)))
         hr = self.images[index % len(self.images)]
         h, w, _ = hr.shape
         y, x = rng.randrange(h - self.patch + 1), rng.randrange(w - self.patch + 1)
@@ -101,17 +110,23 @@ class PatchDataset:
         if rng.random() < 0.5:
             hr = hr[:, ::-1]
         hr = np.rot90(hr, rng.randrange(4))
-        hr_image = Image.fromarray(np.ascontiguousarray(hr))
-        return to_tensor(downscale(hr_image, self.scale)), to_tensor(hr_image)
+        hr = np.ascontiguousarray(hr)
+        if self.degradation is None:
+            lr = degrade.bicubic(hr, self.scale)
+        else:
+            lr = degrade.realistic(hr, self.scale, self.degradation,
+                                   np.random.default_rng([self.seed, epoch, index]))
+        return to_tensor(Image.fromarray(lr)), to_tensor(Image.fromarray(hr))
 
 
-def load_validation(folder: str | Path, scale: int = 4) -> list[tuple[str, Image.Image, Image.Image]]:
-    """Whole validation images as (name, LR, HR): HR mod-cropped, grayscale widened to RGB."""
+def load_validation(folder: str | Path, scale: int = 4, preset: str = "bicubic") -> list[tuple[str, Image.Image, Image.Image]]:
+    """Whole validation images as (name, LR, HR): HR mod-cropped, grayscale widened to RGB, LR made
+    by the named degradation preset (image i seeded with i, so every run sees the same noise)."""
     pairs = []
     for path in list_images([folder]):
         image = _read_rgb(path)
         if image is None:
             continue
         hr = modcrop(image, scale)
-        pairs.append((path.stem, downscale(hr, scale), hr))
+        pairs.append((path.stem, degrade.make_lr(hr, scale, preset, seed=len(pairs)), hr))
     return pairs

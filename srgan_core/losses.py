@@ -2,9 +2,14 @@
 
     l_SR = l_content + 1e-3 * l_adv                                   (Ledig et al., eq. 3)
 
-Content loss is either MSE on pixels (SRResNet, and the paper's "SRGAN-MSE") or MSE on VGG19
+Content loss is either MSE on pixels (SRResNet, and the paper's "SRGAN-MSE"), L1 on pixels
+(ESRGAN's choice: it punishes small errors harder than MSE and so blurs less), or MSE on VGG19
 feature maps, phi_2,2 or phi_5,4 (after the ReLU), rescaled by 1/12.75 as in the paper so the
 VGG loss lands on the same order of magnitude as the pixel loss.
+
+The adversarial term is the paper's (D tells real from fake: "standard") or ESRGAN's relativistic
+average form (D tells whether a real patch looks *more* real than the average fake, and the
+generator gets gradients from the real patches too), which trains more steadily at small scale.
 """
 from __future__ import annotations
 
@@ -15,7 +20,8 @@ import torch.nn.functional as F
 from torch import nn
 
 ADVERSARIAL_WEIGHT = 1e-3
-CONTENT_LOSSES = ("mse", "vgg22", "vgg54")
+CONTENT_LOSSES = ("mse", "l1", "vgg22", "vgg54")
+GAN_LOSSES = ("standard", "relativistic")
 # index one past the ReLU that ends each named block in torchvision's vgg19().features
 VGG_CUTS = {"vgg22": 9, "vgg54": 36}
 VGG_SCALE = 1.0 / 12.75
@@ -64,29 +70,38 @@ def load_vgg19() -> nn.Module:
         ) from None
 
 
-def content_loss(sr: torch.Tensor, hr: torch.Tensor, vgg: VGGFeatures | None = None) -> torch.Tensor:
-    """MSE on pixels when `vgg` is None, otherwise MSE on rescaled VGG feature maps."""
-    if vgg is None:
+def content_loss(sr: torch.Tensor, hr: torch.Tensor, kind: str = "mse", vgg: VGGFeatures | None = None) -> torch.Tensor:
+    """Pixel MSE or L1, or MSE on rescaled VGG feature maps (`vgg` must then be given)."""
+    if kind == "mse":
         return F.mse_loss(sr, hr)
+    if kind == "l1":
+        return F.l1_loss(sr, hr)
+    if vgg is None:
+        raise ValueError(f"content loss {kind!r} needs the VGG feature extractor")
     return F.mse_loss(vgg(sr) * VGG_SCALE, vgg(hr).detach() * VGG_SCALE)
 
 
-def adversarial_loss(fake_logits: torch.Tensor) -> torch.Tensor:
-    """-log D(G(LR)): the generator wants the critic to call its output real (non-saturating form)."""
-    return F.binary_cross_entropy_with_logits(fake_logits, torch.ones_like(fake_logits))
+def _bce(logits: torch.Tensor, target: float) -> torch.Tensor:
+    return F.binary_cross_entropy_with_logits(logits, torch.full_like(logits, target))
 
 
-def generator_loss(
-    sr: torch.Tensor, hr: torch.Tensor, fake_logits: torch.Tensor, vgg: VGGFeatures | None = None
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Perceptual loss l_SR = content + 1e-3 * adversarial; returns (total, content, adversarial)."""
-    content = content_loss(sr, hr, vgg)
-    adversarial = adversarial_loss(fake_logits)
-    return content + ADVERSARIAL_WEIGHT * adversarial, content, adversarial
+def adversarial_loss(fake_logits: torch.Tensor, real_logits: torch.Tensor | None = None,
+                     kind: str = "standard") -> torch.Tensor:
+    """The generator's adversarial loss.
+
+    standard: -log D(G(LR)), the non-saturating form: G wants the critic to call its output real.
+    relativistic: G wants fakes to look more real than the average real patch, and reals less
+    real than the average fake (`real_logits` come from the same, frozen D).
+    """
+    if kind == "standard":
+        return _bce(fake_logits, 1.0)
+    real_logits = real_logits.detach()
+    return (_bce(real_logits - fake_logits.mean(), 0.0) + _bce(fake_logits - real_logits.mean(), 1.0)) / 2
 
 
-def discriminator_loss(real_logits: torch.Tensor, fake_logits: torch.Tensor) -> torch.Tensor:
-    """BCE: real HR patches labelled 1, generated ones 0."""
-    real = F.binary_cross_entropy_with_logits(real_logits, torch.ones_like(real_logits))
-    fake = F.binary_cross_entropy_with_logits(fake_logits, torch.zeros_like(fake_logits))
-    return real + fake
+def discriminator_loss(real_logits: torch.Tensor, fake_logits: torch.Tensor, kind: str = "standard") -> torch.Tensor:
+    """standard: BCE with real HR patches labelled 1, generated ones 0.
+    relativistic: the same labels on each logit minus the other kind's mean logit."""
+    if kind == "standard":
+        return _bce(real_logits, 1.0) + _bce(fake_logits, 0.0)
+    return (_bce(real_logits - fake_logits.mean(), 1.0) + _bce(fake_logits - real_logits.mean(), 0.0)) / 2

@@ -44,6 +44,9 @@ class DiscriminatorConfig:
     base_channels: int = 64  # the paper's 64 -> 512; smaller values make a cheaper critic
     dense: int = 1024
     batch_norm: bool = True
+    # Spectral normalisation (Miyato et al., 2018) bounds each layer's Lipschitz constant, so the
+    # critic cannot become sharp enough to reward tiny periodic patterns; used without BN.
+    spectral_norm: bool = False
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -122,11 +125,12 @@ class Discriminator(nn.Module):
         self.config = config = config or DiscriminatorConfig()
         b = config.base_channels
         widths = [b, b, 2 * b, 2 * b, 4 * b, 4 * b, 8 * b, 8 * b]
+        sn = nn.utils.parametrizations.spectral_norm if config.spectral_norm else (lambda m: m)
         layers: list[nn.Module] = []
         in_ch = config.in_channels
         for i, out_ch in enumerate(widths):
             stride = 2 if i % 2 == 1 else 1
-            layers.append(nn.Conv2d(in_ch, out_ch, 3, stride=stride, padding=1))
+            layers.append(sn(nn.Conv2d(in_ch, out_ch, 3, stride=stride, padding=1)))
             if i > 0 and config.batch_norm:
                 layers.append(nn.BatchNorm2d(out_ch))
             layers.append(nn.LeakyReLU(0.2, inplace=True))
@@ -135,15 +139,32 @@ class Discriminator(nn.Module):
         self.pool = nn.AdaptiveAvgPool2d(6)
         self.classifier = nn.Sequential(
             nn.Flatten(),
-            nn.Linear(in_ch * 36, config.dense),
+            sn(nn.Linear(in_ch * 36, config.dense)),
             nn.LeakyReLU(0.2, inplace=True),
-            nn.Linear(config.dense, 1),
+            sn(nn.Linear(config.dense, 1)),
         )
 
     def forward(self, hr: torch.Tensor) -> torch.Tensor:
         if min(hr.shape[-2:]) < self.min_size:
             raise ValueError(f"discriminator needs inputs of at least {self.min_size} px, got {tuple(hr.shape[-2:])}")
         return self.classifier(self.pool(self.features(hr))).squeeze(1)
+
+
+def icnr_(conv: nn.Conv2d, upscale: int = 2) -> None:
+    """ICNR initialisation (Aitken et al., 2017) of a conv that feeds PixelShuffle(upscale).
+
+    With plain random init the upscale² sub-pixel filters of each output channel differ, so the
+    shuffled output starts with a checkerboard locked to the pixel grid, which training (and a
+    discriminator) may keep. ICNR gives all sub-pixels the same random filter: at init the stage
+    equals a conv followed by nearest-neighbour upsampling, free of that pattern.
+    """
+    out_ch, in_ch, kh, kw = conv.weight.shape
+    base = torch.empty(out_ch // upscale**2, in_ch, kh, kw)
+    nn.init.kaiming_normal_(base)
+    with torch.no_grad():
+        conv.weight.copy_(base.repeat_interleave(upscale**2, dim=0))
+        if conv.bias is not None:
+            conv.bias.copy_(conv.bias.view(-1, upscale**2)[:, :1].expand(-1, upscale**2).reshape(-1))
 
 
 def count_parameters(model: nn.Module) -> int:

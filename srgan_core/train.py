@@ -1,95 +1,149 @@
-"""Training: SRResNet pre-training with MSE, then SRGAN adversarial training from it.
+"""Training: SRResNet pre-training with a pixel loss, then SRGAN adversarial training from it.
 
 One loop serves both stages. An SRGAN iteration is the paper's four steps:
-    1. sample a batch of HR patches,      2. make their LR versions (bicubic /4),
+    1. sample a batch of HR patches,      2. make their LR versions (bicubic /4, or realistic),
     3. update D on real HR vs G(LR),       4. update G with content + 1e-3 * adversarial loss
                                               through the frozen D.
-The SRResNet stage is steps 1, 2 and 4 with the content loss alone.
+Steps 3 and 4 are `train_step`; the SRResNet stage is step 4 with the content loss alone.
 
 A run folder holds everything needed to understand or continue it:
     config.json       the TrainConfig, so `--resume RUN_DIR` needs nothing else
     metrics.jsonl     losses every --log-every iterations, validation PSNR/SSIM every --val-every
     samples/          a validation image upscaled at each validation
-    checkpoint/       generator (+ discriminator) weights, optimizer and RNG state, iteration
+    checkpoint        -> ckpt-NNNNNNN/: weights, optimizer and RNG state (see checkpoint.py)
     generator.*       the final weights with a sidecar (what `weights/` ships)
 
 Works unchanged under `torchrun --nproc_per_node N`: DistributedDataParallel, gloo on CPU, NCCL on
-GPUs; the global batch is split over the processes and only rank 0 writes.
+GPUs; the global batch is split over the processes and only rank 0 writes. Ctrl-C, SIGTERM and
+--max-minutes stop every process at the same iteration with a checkpoint.
 """
 from __future__ import annotations
 
+import copy
 import json
 import math
 import os
 import platform
-import shlex
+import signal
 import sys
 import time
-from dataclasses import asdict, dataclass, field, fields
+from contextlib import nullcontext
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import torch
 import torch.distributed as dist
-from safetensors.torch import load_file, save_file
+from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
 from srgan_core import losses
+from srgan_core.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
 from srgan_core.data import PatchDataset, load_validation, to_image, to_tensor
+from srgan_core.degrade import PRESETS, DegradationConfig
 from srgan_core.metrics import psnr, ssim
-from srgan_core.models import Discriminator, DiscriminatorConfig, Generator, GeneratorConfig
+from srgan_core.models import Discriminator, DiscriminatorConfig, Generator, GeneratorConfig, icnr_
+
+
+def _f(default, help: str, **meta):  # noqa: A002 - a dataclass field with its CLI help text
+    if isinstance(default, list):
+        return field(default_factory=lambda: list(default), metadata={"help": help, **meta})
+    return field(default=default, metadata={"help": help, **meta})
 
 
 @dataclass
 class TrainConfig:
-    stage: str = "srresnet"  # "srresnet" (content loss only) or "srgan" (adds D and the adversarial term)
-    train_data: list[str] = field(default_factory=list)  # image folders, e.g. T91 BSDS200
-    val_data: list[str] = field(default_factory=list)  # whole-image validation folders, e.g. Set5 Set14
-    out: str = "runs/srresnet_x4"
-    scale: int = 4
-    channels: int = 64
-    blocks: int = 16
-    d_channels: int = 64  # discriminator base width (paper: 64)
-    batch_norm: bool = True  # BatchNorm in G and D as in the paper (SyncBatchNorm on multi-GPU runs)
-    bicubic_skip: bool = False  # add bicubic(LR) to G's output (not in the paper; faster convergence)
-    patch: int = 96  # HR crop size (paper: 96)
-    batch_size: int = 16  # global batch, split over processes
-    iterations: int = 100_000
-    lr: float = 1e-4  # Adam learning rate at the start (paper: 1e-4)
-    lr_min: float = 1e-6  # cosine decay ends here; equal to lr for a constant rate
-    beta1: float = 0.9
-    content_loss: str = "mse"  # mse | vgg22 | vgg54
-    init: str = ""  # generator weights to start from (SRGAN: the SRResNet run)
-    seed: int = 0
-    log_every: int = 10
-    val_every: int = 500
-    val_max_images: int = 0  # 0 = all images of each validation set
-    ckpt_every: int = 250
-    max_minutes: float = 0.0  # stop (with a checkpoint) after this much wall time; 0 = no limit
-    threads: int = 0  # torch CPU threads; 0 = torch's default
-    device: str = "auto"  # auto | cpu | cuda
+    stage: str = _f("srresnet", "srresnet: pixel-loss pre-training; srgan: adversarial training (start it "
+                    "with --init from an SRResNet)", choices=("srresnet", "srgan"))
+    train_data: list[str] = _f([], "training image folders (e.g. T91 BSDS200)", metavar="DIR")
+    val_data: list[str] = _f([], "validation folders scored with whole images (e.g. Set5 Set14)", metavar="DIR")
+    out: str = _f("runs/srresnet_x4", "run folder: config.json, metrics.jsonl, samples/, checkpoint, final generator.*")
+    scale: int = _f(4, "upscaling factor: 2, 4 or 8")
+    channels: int = _f(64, "generator feature maps (paper: 64)")
+    blocks: int = _f(16, "generator residual blocks (paper: 16)")
+    d_channels: int = _f(64, "discriminator base width (paper: 64)")
+    batch_norm: bool = _f(True, "BatchNorm in the generator and discriminator, as in the paper")
+    spectral_norm: bool = _f(False, "spectral normalisation in the discriminator (then without BatchNorm)")
+    bicubic_skip: bool = _f(False, "add a bicubic upsampling of the input to the generator's output (not in "
+                            "the paper; the network then learns only the missing detail and converges faster)")
+    icnr: bool = _f(False, "ICNR initialisation of the sub-pixel convolutions (no checkerboard at the start)")
+    patch: int = _f(96, "HR crop size in pixels (paper: 96); images smaller than this are skipped")
+    batch_size: int = _f(16, "global batch size, split over processes under torchrun")
+    iterations: int = _f(100_000, "total iterations (also sets the cosine learning-rate schedule)")
+    lr: float = _f(1e-4, "Adam learning rate at the start (paper: 1e-4)")
+    lr_min: float = _f(1e-6, "learning rate reached at the last iteration (cosine decay); equal to --lr for constant")
+    beta1: float = _f(0.9, "Adam beta1 (paper: 0.9)")
+    content_loss: str = _f("mse", "mse or l1 on pixels, or vgg22 / vgg54 on VGG19 features (these need "
+                           "torchvision's ImageNet VGG19 weights)", choices=losses.CONTENT_LOSSES)
+    gan_loss: str = _f("standard", "standard: the paper's D(real) vs D(fake); relativistic: ESRGAN's "
+                       "relativistic average form", choices=losses.GAN_LOSSES)
+    adv_weight: float = _f(losses.ADVERSARIAL_WEIGHT, "weight of the adversarial term (paper: 1e-3)")
+    ema: float = _f(0.0, "keep an exponential moving average of the generator's weights with this decay "
+                    "(e.g. 0.999) and validate/ship it; 0 = off")
+    degradation: str = _f("bicubic", "how LR patches are made: bicubic (clean, the papers') or realistic "
+                          "(blur, random downscale, noise, JPEG)", choices=("bicubic", "realistic"))
+    blur_prob: float = _f(0.8, "realistic: chance of a Gaussian blur (isotropic or anisotropic)")
+    blur_sigma_max: float = _f(2.0, "realistic: largest blur sigma in HR pixels")
+    noise_prob: float = _f(0.8, "realistic: chance of Gaussian or Poisson noise")
+    noise_max: float = _f(10.0, "realistic: largest noise sigma, of 255")
+    jpeg_prob: float = _f(0.9, "realistic: chance of JPEG compression")
+    jpeg_min: int = _f(30, "realistic: lowest JPEG quality")
+    jpeg_max: int = _f(95, "realistic: highest JPEG quality")
+    second_order: float = _f(0.0, "realistic: chance of a second, milder round of degradations")
+    init: str = _f("", "generator weights to start from: a path, a bundled name or hf://owner/repo/file")
+    seed: int = _f(0, "seed for the model and the patch order")
+    log_every: int = _f(10, "write losses to metrics.jsonl every N iterations")
+    val_every: int = _f(500, "validate (PSNR/SSIM, a sample image) every N iterations")
+    val_degradation: str = _f("bicubic", "degradation of the validation LR images: bicubic, phone_jpeg or "
+                              "heavy_jpeg", choices=tuple(PRESETS))
+    val_max_images: int = _f(0, "score at most N images per validation set (0 = all)")
+    ckpt_every: int = _f(250, "write a checkpoint every N iterations")
+    max_minutes: float = _f(0.0, "stop with a checkpoint after this many minutes (0 = no limit); continue with --resume")
+    threads: int = _f(0, "torch CPU threads (0 = torch's default)")
+    device: str = _f("auto", "auto, cpu or cuda", choices=("auto", "cpu", "cuda"))
 
     def __post_init__(self) -> None:
-        if self.stage not in ("srresnet", "srgan"):
-            raise ValueError(f"stage must be srresnet or srgan, got {self.stage!r}")
-        if self.content_loss not in losses.CONTENT_LOSSES:
-            raise ValueError(f"content loss must be one of {losses.CONTENT_LOSSES}, got {self.content_loss!r}")
+        for name in ("stage", "content_loss", "gan_loss", "degradation", "val_degradation", "device"):
+            choices = TrainConfig.__dataclass_fields__[name].metadata["choices"]
+            if getattr(self, name) not in choices:
+                raise ValueError(f"{name.replace('_', ' ')} must be one of {', '.join(choices)}, got {getattr(self, name)!r}")
         for name in ("iterations", "batch_size", "patch", "log_every", "val_every", "ckpt_every"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
         if not (self.lr > 0 and self.lr_min > 0 and math.isfinite(self.lr) and math.isfinite(self.lr_min)):
             raise ValueError(f"learning rates must be positive and finite, got lr={self.lr}, lr_min={self.lr_min}")
+        if not (math.isfinite(self.adv_weight) and self.adv_weight >= 0):
+            raise ValueError(f"adv_weight must be finite and >= 0, got {self.adv_weight}")
+        if not 0.0 <= self.ema < 1.0:
+            raise ValueError(f"ema must be in [0, 1), got {self.ema}")
         if self.patch % self.scale:
             raise ValueError(f"patch {self.patch} must be a multiple of the scale {self.scale}")
+        self.degradation_config  # noqa: B018 - checks the realistic knobs now, not mid-run
 
     @property
     def generator_config(self) -> GeneratorConfig:
-        return GeneratorConfig(scale=self.scale, channels=self.channels, blocks=self.blocks, batch_norm=self.batch_norm,
-                               bicubic_skip=self.bicubic_skip)
+        return GeneratorConfig(scale=self.scale, channels=self.channels, blocks=self.blocks,
+                               batch_norm=self.batch_norm, bicubic_skip=self.bicubic_skip)
+
+    @property
+    def discriminator_config(self) -> DiscriminatorConfig:
+        return DiscriminatorConfig(base_channels=self.d_channels, spectral_norm=self.spectral_norm,
+                                   batch_norm=self.batch_norm and not self.spectral_norm)
+
+    @property
+    def degradation_config(self) -> DegradationConfig | None:
+        if self.degradation == "bicubic":
+            return None
+        return DegradationConfig(blur_prob=self.blur_prob, blur_sigma=(min(0.2, self.blur_sigma_max), self.blur_sigma_max),
+                                 noise_prob=self.noise_prob, noise_sigma=(min(1.0, self.noise_max), self.noise_max),
+                                 jpeg_prob=self.jpeg_prob, jpeg_quality=(self.jpeg_min, self.jpeg_max),
+                                 second_order_prob=self.second_order)
 
     @classmethod
     def from_json(cls, path: Path) -> "TrainConfig":
-        known = {f.name for f in fields(cls)}
-        return cls(**{k: v for k, v in json.loads(path.read_text()).items() if k in known})
+        """Read a run's config.json; unknown keys are refused by name, as for every config file."""
+        from srgan_core.flags import config_from_dict
+
+        return config_from_dict(cls, json.loads(Path(path).read_text()))
 
 
 def learning_rate(cfg: TrainConfig, iteration: int) -> float:
@@ -98,7 +152,73 @@ def learning_rate(cfg: TrainConfig, iteration: int) -> float:
     return cfg.lr_min + 0.5 * (cfg.lr - cfg.lr_min) * (1 + math.cos(math.pi * t))
 
 
-# ----------------------------------------------------------------------------- distributed set-up
+# ----------------------------------------------------------------------------- one iteration
+
+
+@dataclass
+class Models:
+    """What one iteration touches. `g_step`/`d_step` are the DDP wrappers (the modules themselves
+    in a single process); `ema` is the moving average of G's weights, when enabled."""
+
+    g: nn.Module
+    d: nn.Module | None
+    opts: dict[str, torch.optim.Optimizer]
+    g_step: nn.Module
+    d_step: nn.Module | None
+    ema: nn.Module | None = None
+    vgg: nn.Module | None = None
+
+
+def train_step(m: Models, lr: torch.Tensor, hr: torch.Tensor, cfg: TrainConfig, amp=nullcontext()) -> dict[str, float]:
+    """Steps 3 and 4 of an SRGAN iteration on one batch (the SRResNet stage: step 4 alone)."""
+    with amp:
+        sr = m.g_step(lr)
+    log = {}
+
+    # (1) Update D: real HR patches vs G(LR), with G fixed (its output detached). Real and fake
+    #     go through D as one batch: one forward per backward, as DDP requires.
+    if m.d is not None:
+        m.d.requires_grad_(True)
+        with amp:
+            real, fake = m.d_step(torch.cat([hr, sr.detach()])).float().chunk(2)
+            d_loss = losses.discriminator_loss(real, fake, cfg.gan_loss)
+        m.opts["d"].zero_grad(set_to_none=True)
+        d_loss.backward()
+        m.opts["d"].step()
+        log["d_loss"] = d_loss.item()
+
+    # (2) Update G: content loss + adv_weight (1e-3) x adversarial loss through the frozen D.
+    with amp:
+        content = losses.content_loss(sr.float(), hr, cfg.content_loss, m.vgg)
+        g_loss = content
+        if m.d is not None:
+            m.d.requires_grad_(False)
+            if cfg.gan_loss == "relativistic":
+                real, fake = m.d(torch.cat([hr, sr])).float().chunk(2)
+            else:
+                real, fake = None, m.d(sr).float()
+            adversarial = losses.adversarial_loss(fake, real, cfg.gan_loss)
+            g_loss = content + cfg.adv_weight * adversarial
+            log["adv_loss"] = adversarial.item()
+    m.opts["g"].zero_grad(set_to_none=True)
+    g_loss.backward()
+    m.opts["g"].step()
+    if m.ema is not None:
+        update_ema(m.ema, m.g, cfg.ema)
+    log["content_loss"], log["g_loss"] = content.item(), g_loss.item()
+    return log
+
+
+@torch.no_grad()
+def update_ema(ema: nn.Module, g: nn.Module, decay: float) -> None:
+    """ema <- decay * ema + (1 - decay) * g for weights; BatchNorm statistics are copied."""
+    for e, p in zip(ema.parameters(), g.parameters()):
+        e.lerp_(p, 1.0 - decay)
+    for e, b in zip(ema.buffers(), g.buffers()):
+        e.copy_(b)
+
+
+# ----------------------------------------------------------------------------- set-up
 
 
 @dataclass
@@ -125,69 +245,99 @@ def setup_distributed(device: str) -> Dist:
     return Dist(rank=rank, world=world, device=torch.device(f"cuda:{local}" if use_cuda else "cpu"))
 
 
-# ----------------------------------------------------------------------------- checkpoints
+def build_models(cfg: TrainConfig, env: Dist, resume: bool) -> Models:
+    """G (from --init, or fresh with optional ICNR), D for the SRGAN stage, optimizers, EMA, DDP."""
+    g = Generator(cfg.generator_config)
+    if cfg.icnr:
+        for stage in g.upsample:
+            icnr_(stage.conv)
+    if cfg.init and not resume:
+        from srgan_core.weights import load_generator
 
-
-def _optimizer_tensors(opt: torch.optim.Optimizer, prefix: str) -> tuple[dict[str, torch.Tensor], dict]:
-    """Split an optimizer's state into tensors (safetensors) and plain values (JSON): no pickle."""
-    state = opt.state_dict()
-    tensors = {}
-    for pid, entry in state["state"].items():
-        for key, value in entry.items():
-            tensors[f"{prefix}.{pid}.{key}"] = value.contiguous() if torch.is_tensor(value) else torch.tensor(value)
-    return tensors, {"param_groups": state["param_groups"]}
-
-
-def _restore_optimizer(opt: torch.optim.Optimizer, prefix: str, tensors: dict[str, torch.Tensor], meta: dict) -> None:
-    state: dict[int, dict] = {}
-    for name, value in tensors.items():
-        if name.startswith(prefix + "."):
-            _, pid, key = name.split(".", 2)
-            state.setdefault(int(pid), {})[key] = value
-    opt.load_state_dict({"state": state, "param_groups": meta["param_groups"]})
-
-
-def save_checkpoint(run: Path, iteration: int, g: Generator, d: Discriminator | None, opts: dict) -> None:
-    tmp, final = run / "checkpoint.tmp", run / "checkpoint"
-    tmp.mkdir(parents=True, exist_ok=True)
-    save_file({k: v.contiguous() for k, v in g.state_dict().items()}, str(tmp / "generator.safetensors"))
+        init = load_generator(cfg.init).model
+        if init.config != g.config:
+            raise ValueError(f"--init weights have config {init.config}, this run needs {g.config}")
+        g.load_state_dict(init.state_dict())
+    # channels_last is faster for these convs on both CPU (oneDNN) and GPU (tensor cores)
+    g = g.to(env.device, memory_format=torch.channels_last)
+    d = Discriminator(cfg.discriminator_config).to(env.device, memory_format=torch.channels_last) if cfg.stage == "srgan" else None
+    opts = {"g": torch.optim.Adam(g.parameters(), lr=cfg.lr, betas=(cfg.beta1, 0.999))}
     if d is not None:
-        save_file({k: v.contiguous() for k, v in d.state_dict().items()}, str(tmp / "discriminator.safetensors"))
-    tensors, meta = {"rng.torch": torch.get_rng_state()}, {"iteration": iteration, "optimizers": {}}
-    for name, opt in opts.items():
-        t, m = _optimizer_tensors(opt, name)
-        tensors.update(t)
-        meta["optimizers"][name] = m
-    save_file(tensors, str(tmp / "state.safetensors"))
-    (tmp / "state.json").write_text(json.dumps(meta, indent=1))
-    if final.exists():  # swap in the new checkpoint only once it is complete
-        final.rename(run / "checkpoint.old")
-    tmp.rename(final)
-    old = run / "checkpoint.old"
-    if old.exists():
-        for f in old.iterdir():
-            f.unlink()
-        old.rmdir()
+        opts["d"] = torch.optim.Adam(d.parameters(), lr=cfg.lr, betas=(cfg.beta1, 0.999))
+    ema = copy.deepcopy(g).requires_grad_(False) if cfg.ema else None
+    vgg = losses.VGGFeatures(cfg.content_loss).to(env.device) if cfg.content_loss.startswith("vgg") else None
+    if env.world > 1 and env.device.type == "cuda":
+        # BatchNorm statistics over the global batch, as one process would see them. torch's
+        # SyncBatchNorm runs on GPUs only: CPU (gloo) runs keep per-process statistics, so for
+        # them exact single-process equivalence holds with --no-batch-norm.
+        g = nn.SyncBatchNorm.convert_sync_batchnorm(g)
+        d = nn.SyncBatchNorm.convert_sync_batchnorm(d) if d is not None else None
+    g_step = DistributedDataParallel(g) if env.world > 1 else g
+    d_step = DistributedDataParallel(d) if env.world > 1 and d is not None else d
+    return Models(g, d, opts, g_step, d_step, ema, vgg)
 
 
-def load_checkpoint(run: Path, g: Generator, d: Discriminator | None, opts: dict) -> int:
-    ckpt = run / "checkpoint"
-    g.load_state_dict(load_file(str(ckpt / "generator.safetensors")))
-    if d is not None:
-        d.load_state_dict(load_file(str(ckpt / "discriminator.safetensors")))
-    tensors = load_file(str(ckpt / "state.safetensors"))
-    meta = json.loads((ckpt / "state.json").read_text())
-    for name, opt in opts.items():
-        _restore_optimizer(opt, name, tensors, meta["optimizers"][name])
-    torch.set_rng_state(tensors["rng.torch"])
-    return int(meta["iteration"])
+def make_batches(cfg: TrainConfig, data: PatchDataset, env: Dist):
+    """batch(iteration) -> (LR, HR) on the device: a function of the iteration alone.
+
+    The training images are one endless stream of epochs, each a fixed permutation seeded by
+    (seed, epoch), cut into global batches; a batch may span two epochs, so folders with fewer
+    images than the batch work too. Rank r takes every world-th sample, as DistributedSampler would.
+    """
+    n, orders = len(data), {}
+
+    def order(epoch: int) -> torch.Tensor:
+        if epoch not in orders:
+            orders.clear() if len(orders) > 4 else None
+            orders[epoch] = torch.randperm(n, generator=torch.Generator().manual_seed(cfg.seed * 1_000_003 + epoch))
+        return orders[epoch]
+
+    def batch(iteration: int) -> tuple[torch.Tensor, torch.Tensor]:
+        ks = range(iteration * cfg.batch_size, (iteration + 1) * cfg.batch_size)[env.rank :: env.world]
+        pairs = [data.item(k // n, int(order(k // n)[k % n])) for k in ks]
+        lr, hr = (torch.stack(t).to(env.device).contiguous(memory_format=torch.channels_last) for t in zip(*pairs))
+        return lr, hr
+
+    return batch
+
+
+class StopRequest:
+    """SIGINT/SIGTERM set a flag that the loop reads between iterations (instead of dying mid-step)."""
+
+    def __init__(self) -> None:
+        self.signal: int | None = None
+        self._old = {}
+
+    def __enter__(self) -> "StopRequest":
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            try:
+                self._old[sig] = signal.signal(sig, self._handle)
+            except ValueError:  # not the main thread: keep the default behaviour
+                pass
+        return self
+
+    def _handle(self, signum: int, frame) -> None:  # noqa: ANN001
+        self.signal = signum
+
+    def __exit__(self, *exc) -> None:
+        for sig, old in self._old.items():
+            signal.signal(sig, old)
+
+
+def should_stop(local: bool, env: Dist) -> bool:
+    """Every process stops at the same iteration: the decision is the OR over all ranks."""
+    if env.world == 1:
+        return local
+    flag = torch.tensor([1.0 if local else 0.0], device=env.device)
+    dist.all_reduce(flag, op=dist.ReduceOp.MAX)
+    return bool(flag.item())
 
 
 # ----------------------------------------------------------------------------- validation
 
 
 @torch.inference_mode()
-def validate(g: Generator, sets: dict[str, list], scale: int, device: torch.device, sample_dir: Path | None, tag: str) -> dict:
+def validate(g: nn.Module, sets: dict[str, list], scale: int, device: torch.device, sample_dir: Path | None, tag: str) -> dict:
     """Mean PSNR/SSIM (Y channel, border `scale`) over each validation set, whole images."""
     was_training = g.training
     g.eval()
@@ -206,13 +356,13 @@ def validate(g: Generator, sets: dict[str, list], scale: int, device: torch.devi
     return results
 
 
-# ----------------------------------------------------------------------------- the loop
-
-
 def hardware() -> str:
     if torch.cuda.is_available():
         return torch.cuda.get_device_name(0)
     return f"{platform.processor() or platform.machine()} CPU, {torch.get_num_threads()} threads"
+
+
+# ----------------------------------------------------------------------------- the loop
 
 
 def train(cfg: TrainConfig, resume: bool = False) -> dict:
@@ -224,161 +374,90 @@ def train(cfg: TrainConfig, resume: bool = False) -> dict:
         torch.set_num_threads(cfg.threads)
     torch.manual_seed(cfg.seed)
     run = Path(cfg.out)
+    ckpt = latest_checkpoint(run) if resume else None
+    if resume and ckpt is None:
+        raise FileNotFoundError(f"{run} has no complete checkpoint to resume from; start it again without --resume")
+    if ckpt is not None and ckpt.iteration >= cfg.iterations and (run / "generator.json").exists():
+        print(f"{run} finished at iteration {ckpt.iteration}; nothing to do", file=sys.stderr)
+        return json.loads((run / "generator.json").read_text()).get("metrics", {})
     if env.main:
         run.mkdir(parents=True, exist_ok=True)
         (run / "config.json").write_text(json.dumps(asdict(cfg), indent=1))
 
-    g = Generator(cfg.generator_config).to(env.device)
-    if cfg.init and not resume:
-        from srgan_core.weights import load_generator
-
-        init = load_generator(cfg.init).model
-        if init.config != g.config:
-            raise ValueError(f"--init weights have config {init.config}, this run needs {g.config}")
-        g.load_state_dict(init.state_dict())
-    d = Discriminator(DiscriminatorConfig(base_channels=cfg.d_channels, batch_norm=cfg.batch_norm)).to(env.device) if cfg.stage == "srgan" else None
-    vgg = losses.VGGFeatures(cfg.content_loss).to(env.device) if cfg.content_loss != "mse" else None
-    opts = {"g": torch.optim.Adam(g.parameters(), lr=cfg.lr, betas=(cfg.beta1, 0.999))}
-    if d is not None:
-        opts["d"] = torch.optim.Adam(d.parameters(), lr=cfg.lr, betas=(cfg.beta1, 0.999))
-    start = load_checkpoint(run, g, d, opts) if resume and (run / "checkpoint").exists() else 0
-    # channels_last is faster for these convs on both CPU (oneDNN) and GPU (tensor cores)
-    g = g.to(memory_format=torch.channels_last)
-    d = d.to(memory_format=torch.channels_last) if d is not None else None
-    if env.world > 1 and env.device.type == "cuda":
-        # BatchNorm statistics over the global batch, as one process would see them. torch's
-        # SyncBatchNorm runs on GPUs only: CPU (gloo) runs keep per-process statistics, so for
-        # them exact single-process equivalence holds with --no-batch-norm.
-        g = torch.nn.SyncBatchNorm.convert_sync_batchnorm(g)
-        d = torch.nn.SyncBatchNorm.convert_sync_batchnorm(d) if d is not None else None
-    g_step = DistributedDataParallel(g) if env.world > 1 else g
-    d_step = DistributedDataParallel(d) if env.world > 1 and d is not None else d
-    amp = torch.autocast("cuda", dtype=torch.bfloat16, enabled=env.device.type == "cuda")
-
-    data = PatchDataset(cfg.train_data, cfg.scale, cfg.patch, cfg.seed)
+    m = build_models(cfg, env, resume)
+    start = load_checkpoint(ckpt, m.g, m.d, m.ema, m.opts) if ckpt is not None else 0
+    data = PatchDataset(cfg.train_data, cfg.scale, cfg.patch, cfg.seed, degradation=cfg.degradation_config)
     if cfg.batch_size % env.world:
         raise ValueError(f"batch size {cfg.batch_size} must divide evenly over {env.world} processes")
-    per_rank = cfg.batch_size // env.world
-    per_epoch = len(data) // cfg.batch_size
-    val_sets = {}
-    if env.main:
-        for folder in cfg.val_data:
-            pairs = load_validation(folder, cfg.scale)
-            val_sets[Path(folder).name] = pairs[: cfg.val_max_images] if cfg.val_max_images else pairs
-
-    def batch(iteration: int) -> tuple[torch.Tensor, torch.Tensor]:
-        # A fixed permutation per epoch (seeded by seed and epoch), cut into global batches;
-        # rank r takes every world-th sample of its batch, as DistributedSampler would.
-        epoch, offset = divmod(iteration, per_epoch)
-        data.set_epoch(epoch)
-        order = torch.randperm(len(data), generator=torch.Generator().manual_seed(cfg.seed * 1_000_003 + epoch))
-        idx = order[offset * cfg.batch_size : (offset + 1) * cfg.batch_size][env.rank :: env.world]
-        lr, hr = zip(*(data[int(i)] for i in idx))
-        lr, hr = torch.stack(lr).to(env.device), torch.stack(hr).to(env.device)
-        return lr.contiguous(memory_format=torch.channels_last), hr.contiguous(memory_format=torch.channels_last)
+    batch = make_batches(cfg, data, env)
+    val_sets = {Path(f).name: load_validation(f, cfg.scale, cfg.val_degradation)[: cfg.val_max_images or None] for f in cfg.val_data} if env.main else {}
+    amp = torch.autocast("cuda", dtype=torch.bfloat16) if env.device.type == "cuda" else nullcontext()
+    shipped = m.ema if m.ema is not None else m.g  # what is validated and saved
 
     metrics_file = (run / "metrics.jsonl").open("a") if env.main else None
-    t0, last_val = time.time(), {}
-    bar = tqdm(range(start, cfg.iterations), initial=start, total=cfg.iterations, disable=not env.main,
-               desc=cfg.stage, dynamic_ncols=True, file=sys.stderr)
-    g.train()
-    stopped_early = False
-    try:
-        for it in bar:
-            for opt in opts.values():
+    t0, last_val, done = time.time(), {}, start
+    bar = tqdm(total=cfg.iterations, initial=start, disable=not env.main, desc=cfg.stage, dynamic_ncols=True, file=sys.stderr)
+    m.g.train()
+    with StopRequest() as stop:
+        for it in range(start, cfg.iterations):
+            for opt in m.opts.values():
                 for group in opt.param_groups:
                     group["lr"] = learning_rate(cfg, it)
-            # 1-2. sample HR patches and their bicubic LR versions
-            lr, hr = batch(it)
-            with amp:
-                sr = g_step(lr)
-            log = {"iteration": it + 1, "lr": learning_rate(cfg, it)}
-            # 3. update D on real HR vs G(LR), with G fixed (its output detached). Real and fake
-            #    go through D as one batch: one forward per backward, as DDP requires.
-            if d is not None:
-                d.requires_grad_(True)
-                with amp:
-                    real_logits, fake_logits = d_step(torch.cat([hr, sr.detach()])).float().chunk(2)
-                    d_loss = losses.discriminator_loss(real_logits, fake_logits)
-                opts["d"].zero_grad(set_to_none=True)
-                d_loss.backward()
-                opts["d"].step()
-                log["d_loss"] = d_loss.item()
-            # 4. update G: content loss (+ 1e-3 * adversarial through the frozen D)
-            with amp:
-                if d is not None:
-                    d.requires_grad_(False)
-                    g_loss, content, adversarial = losses.generator_loss(sr.float(), hr, d(sr).float(), vgg)
-                    log["adv_loss"] = adversarial.item()
-                else:
-                    g_loss = content = losses.content_loss(sr.float(), hr, vgg)
-            opts["g"].zero_grad(set_to_none=True)
-            g_loss.backward()
-            opts["g"].step()
-            log["content_loss"] = content.item()
-            log["g_loss"] = g_loss.item()
-
+            lr, hr = batch(it)  # steps 1-2: HR patches and their LR versions
+            log = {"iteration": it + 1, "lr": learning_rate(cfg, it), **train_step(m, lr, hr, cfg, amp)}
             done = it + 1
+            bar.update(1)
             if env.main and (done % cfg.log_every == 0 or done == cfg.iterations):
                 log["elapsed_s"] = round(time.time() - t0, 2)
                 metrics_file.write(json.dumps(log) + "\n")
                 metrics_file.flush()
                 bar.set_postfix({k: f"{v:.4g}" for k, v in log.items() if k.endswith("loss")})
             if env.main and val_sets and (done % cfg.val_every == 0 or done == cfg.iterations):
-                last_val = validate(g, val_sets, cfg.scale, env.device, run / "samples", f"{done:07d}")
+                last_val = validate(shipped, val_sets, cfg.scale, env.device, run / "samples", f"{done:07d}")
                 metrics_file.write(json.dumps({"iteration": done, "validation": last_val}) + "\n")
                 metrics_file.flush()
                 bar.write(f"[{done}] " + "  ".join(f"{k}: {v['psnr']:.2f} dB / {v['ssim']:.4f}" for k, v in last_val.items()))
-            if env.main and (done % cfg.ckpt_every == 0 or done == cfg.iterations):
-                save_checkpoint(run, done, g, d, opts)
-            if cfg.max_minutes and time.time() - t0 > cfg.max_minutes * 60 and done < cfg.iterations:
-                if env.main:
-                    save_checkpoint(run, done, g, d, opts)
-                    bar.write(f"time limit reached at iteration {done}; continue with --resume {run}")
-                stopped_early = True
+            out_of_time = bool(cfg.max_minutes) and time.time() - t0 > cfg.max_minutes * 60
+            halt = done < cfg.iterations and should_stop(out_of_time or stop.signal is not None, env)
+            if env.main and (halt or done % cfg.ckpt_every == 0 or done == cfg.iterations):
+                save_checkpoint(run, done, m.g, m.d, m.ema, m.opts)
+            if halt:
+                why = "time limit reached" if out_of_time else "stopped by a signal" if stop.signal else "another process stopped"
+                print(f"{why} at iteration {done} (rank {env.rank}); continue with --resume {run}", file=sys.stderr)
                 break
-    except KeyboardInterrupt:
-        if env.main:
-            bar.write(f"interrupted; the last checkpoint is kept; continue with --resume {run}")
-        stopped_early = True
-    finally:
-        bar.close()
-        if metrics_file:
-            metrics_file.close()
-
-    if env.main and not stopped_early:
-        from srgan_core.weights import save_weights
-
-        wall = sum_wall_time(run)
-        save_weights(
-            {k: v.contiguous() for k, v in g.state_dict().items()},
-            run / "generator",
-            {
-                "kind": "generator",
-                "name": f"{cfg.stage}_x{cfg.scale}",
-                "architecture": "srresnet",
-                "config": cfg.generator_config.to_dict(),
-                "scale": cfg.scale,
-                "description": "SRResNet trained with MSE" if cfg.stage == "srresnet"
-                else f"SRGAN: {cfg.content_loss} content loss + 1e-3 adversarial",
-                "training": {
-                    "stage": cfg.stage,
-                    "data": [Path(p).name for p in cfg.train_data],
-                    "validation": [Path(p).name for p in cfg.val_data],
-                    "iterations": cfg.iterations,
-                    "batch_size": cfg.batch_size,
-                    "patch": cfg.patch,
-                    "content_loss": cfg.content_loss,
-                    "wall_time_s": round(wall, 1),
-                    "hardware": f"{hardware()} x {env.world} process(es)",
-                    "command": "python -m srgan_core train " + config_to_flags(cfg),
-                },
-                "metrics": last_val,
-            },
-        )
+    bar.close()
+    if metrics_file:
+        metrics_file.close()
+    if env.main and done == cfg.iterations:
+        save_final(cfg, run, shipped, env, last_val)
     if env.world > 1:
         dist.destroy_process_group()
     return last_val
+
+
+def save_final(cfg: TrainConfig, run: Path, g: nn.Module, env: Dist, metrics: dict) -> None:
+    """The run's generator as a weights file whose sidecar says how to make it again."""
+    from srgan_core.flags import config_to_flags
+    from srgan_core.weights import save_generator
+
+    final = Generator(cfg.generator_config)
+    final.load_state_dict({k: v.float().cpu() for k, v in g.state_dict().items()})
+    description = ("SRResNet trained with a pixel loss" if cfg.stage == "srresnet"
+                   else f"SRGAN: {cfg.content_loss} content + {cfg.adv_weight:g} x {cfg.gan_loss} adversarial")
+    save_generator(final, run / "generator", name=f"{cfg.stage}_x{cfg.scale}", description=description, training={
+        "stage": cfg.stage,
+        "data": [Path(p).name for p in cfg.train_data],
+        "validation": [Path(p).name for p in cfg.val_data],
+        "degradation": cfg.degradation if cfg.degradation == "bicubic" else asdict(cfg.degradation_config),
+        "iterations": cfg.iterations,
+        "batch_size": cfg.batch_size,
+        "patch": cfg.patch,
+        "content_loss": cfg.content_loss,
+        "config": asdict(cfg),
+        "wall_time_s": round(sum_wall_time(run), 1),
+        "hardware": f"{hardware()} x {env.world} process(es)",
+        "command": "python -m srgan_core train " + config_to_flags(cfg),
+    }, metrics=metrics)
 
 
 def sum_wall_time(run: Path) -> float:
@@ -392,19 +471,3 @@ def sum_wall_time(run: Path) -> float:
             total += last
         last = elapsed
     return total + last
-
-
-def config_to_flags(cfg: TrainConfig) -> str:
-    """The CLI flags that rebuild `cfg` (defaults left out), data paths as given."""
-    default = TrainConfig()
-    parts = []
-    for f in fields(cfg):
-        value = getattr(cfg, f.name)
-        if value == getattr(default, f.name):
-            continue
-        flag = "--" + f.name.replace("_", "-")
-        if isinstance(value, bool):
-            parts.append(flag if value else "--no-" + flag[2:])
-        else:
-            parts += [flag, *map(str, value)] if isinstance(value, list) else [flag, str(value)]
-    return shlex.join(parts)

@@ -32,20 +32,33 @@ def test_vgg_content_loss_is_rescaled_and_passes_gradients(random_vgg):
     feats = losses.VGGFeatures("vgg22", vgg=random_vgg)
     sr = torch.rand(2, 3, 32, 32, requires_grad=True)
     hr = torch.rand(2, 3, 32, 32)
-    loss = losses.content_loss(sr, hr, feats)
+    loss = losses.content_loss(sr, hr, "vgg22", feats)
     expected = torch.mean((feats(sr) / 12.75 - feats(hr) / 12.75) ** 2)
     assert torch.allclose(loss, expected)
     loss.backward()
     assert sr.grad is not None and sr.grad.abs().sum() > 0
 
 
-def test_perceptual_loss_is_content_plus_1e3_adversarial():
+def test_content_and_adversarial_terms_are_the_papers():
     sr, hr = torch.rand(4, 3, 8, 8), torch.rand(4, 3, 8, 8)
     logits = torch.tensor([0.3, -1.0, 2.0, 0.0])
-    total, content, adversarial = losses.generator_loss(sr, hr, logits)
-    assert torch.isclose(content, torch.mean((sr - hr) ** 2))
-    assert torch.isclose(adversarial, -torch.log(torch.sigmoid(logits)).mean())
-    assert torch.isclose(total, content + 1e-3 * adversarial)
+    assert torch.isclose(losses.content_loss(sr, hr, "mse"), torch.mean((sr - hr) ** 2))
+    assert torch.isclose(losses.content_loss(sr, hr, "l1"), torch.mean((sr - hr).abs()))
+    assert torch.isclose(losses.adversarial_loss(logits), -torch.log(torch.sigmoid(logits)).mean())
+    assert losses.ADVERSARIAL_WEIGHT == 1e-3
+    with pytest.raises(ValueError, match="VGG"):
+        losses.content_loss(sr, hr, "vgg54")
+
+
+def test_relativistic_losses_compare_with_the_other_kinds_mean():
+    real, fake = torch.tensor([2.0, 1.0]), torch.tensor([-1.0, 0.5])
+    sp = torch.nn.functional.softplus  # -log sigmoid(x) = softplus(-x)
+    d = (sp(-(real - fake.mean())).mean() + sp(fake - real.mean()).mean()) / 2
+    g = (sp(real - fake.mean()).mean() + sp(-(fake - real.mean())).mean()) / 2
+    assert torch.isclose(losses.discriminator_loss(real, fake, "relativistic"), d)
+    assert torch.isclose(losses.adversarial_loss(fake, real, "relativistic"), g)
+    # shifting every logit by the same amount changes nothing: only the relation counts
+    assert torch.isclose(losses.discriminator_loss(real + 5, fake + 5, "relativistic"), d)
 
 
 def test_discriminator_loss_labels_real_one_fake_zero():

@@ -13,7 +13,8 @@ from safetensors.torch import load_file
 
 from srgan_core.cli import main
 from srgan_core.data import PatchDataset
-from srgan_core.train import TrainConfig, config_to_flags, learning_rate, train
+from srgan_core.flags import config_to_flags
+from srgan_core.train import TrainConfig, learning_rate, train
 
 ROOT = Path(__file__).resolve().parent.parent
 
