@@ -15,7 +15,8 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from srgan_core.toygan import ToyGenerator, check_int, check_real, load_toy_generator
+from srgan_core import checks
+from srgan_core.toygan import ToyGenerator, load_toy_generator
 
 NOISE_KINDS = ("uniform", "beta", "normal", "drift")
 MAX_N = 1_000_000  # values per trial
@@ -42,14 +43,11 @@ class NoiseSpec:
     def __post_init__(self) -> None:
         if self.kind not in NOISE_KINDS:
             raise ValueError(f"noise must be one of {', '.join(NOISE_KINDS)}, got {self.kind!r}")
-        for name in ("a", "b", "fraction", "loc", "scale"):
-            check_real(name, getattr(self, name))
-        if self.a <= 0 or self.b <= 0:
+        if checks.real("a", self.a) <= 0 or checks.real("b", self.b) <= 0:
             raise ValueError(f"Beta parameters a and b must be greater than 0, got a={self.a:g}, b={self.b:g}")
-        if not 0 <= self.fraction <= 1:
-            raise ValueError(f"fraction (share of Beta values in the drift) must be in [0, 1], got {self.fraction:g}")
-        if self.scale <= 0:
-            raise ValueError(f"scale (standard deviation of the normal noise) must be greater than 0, got {self.scale:g}")
+        checks.interval("fraction", self.fraction, 0, 1, what="share of Beta values in the drift")
+        checks.real("loc", self.loc)
+        checks.positive("scale", self.scale)  # the normal noise's standard deviation
 
     def describe(self) -> str:
         beta = f"Beta({self.a:g}, {self.b:g})"
@@ -62,15 +60,11 @@ class NoiseSpec:
 
 
 def _rng(seed: int | None) -> np.random.Generator:
-    if seed is not None and (isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0):
-        raise ValueError(f"seed must be a whole number, 0 or more, got {seed!r}")
-    return np.random.default_rng(seed)
+    return np.random.default_rng(None if seed is None else checks.seed("seed", seed))
 
 
 def _check_alpha(alpha: object) -> float:
-    if isinstance(alpha, bool) or not isinstance(alpha, (int, float)) or not 0 < alpha < 1:
-        raise ValueError(f"alpha (the significance level) must be between 0 and 1, got {alpha!r}")
-    return float(alpha)
+    return checks.interval("alpha", alpha, 0, 1, lo_open=True, hi_open=True, what="the significance level")
 
 
 def draw_noise(spec: NoiseSpec, n: int | tuple[int, ...], rng: np.random.Generator) -> np.ndarray:
@@ -79,7 +73,7 @@ def draw_noise(spec: NoiseSpec, n: int | tuple[int, ...], rng: np.random.Generat
     if not isinstance(shape, tuple) or not shape:
         raise ValueError(f"n must be a whole number, got {n!r}")
     for size in shape:
-        check_int("n", size, 1, MAX_N * MAX_TRIALS)
+        checks.whole("n", size, 1, MAX_N * MAX_TRIALS)
     if spec.kind == "uniform":
         return rng.random(shape)
     if spec.kind == "beta":
@@ -133,13 +127,11 @@ def ks_check(
     alpha = _check_alpha(alpha)
     if isinstance(noise, (NoiseSpec, str)):
         spec = _spec(noise)
-        inputs = draw_noise(spec, check_int("n", n, 2, MAX_N), _rng(seed))
+        inputs = draw_noise(spec, checks.whole("n", n, 2, MAX_N), _rng(seed))
         source = spec.describe()
     else:
-        inputs = np.asarray(noise, np.float64).ravel()
-        check_int("number of values", inputs.size, 2, MAX_N)
-        if not np.all(np.isfinite(inputs)):
-            raise ValueError("the source values contain NaN or infinite values")
+        inputs = checks.finite_values("the source values", noise).ravel()
+        checks.whole("number of values", inputs.size, 2, MAX_N)
         source = "given values"
     outputs = g.sample(inputs)
     result = stats.kstest(outputs, target if target is not None else g.target_cdf)
@@ -179,10 +171,10 @@ def detection_curve(
     g = _generator(generator)
     spec = _spec(noise)
     alpha = _check_alpha(alpha)
-    trials = check_int("trials", trials, 1, MAX_TRIALS)
+    trials = checks.whole("trials", trials, 1, MAX_TRIALS)
     if isinstance(sizes, (int, np.integer)):
         sizes = [sizes]
-    sizes = [check_int("sample size n", n, 2, MAX_N) for n in sizes]
+    sizes = [checks.whole("sample size n", n, 2, MAX_N) for n in sizes]
     if not sizes:
         raise ValueError("give at least one sample size")
     rng = _rng(seed)

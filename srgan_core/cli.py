@@ -18,9 +18,9 @@ class CLIError(Exception):
 
 def add_toygan_parsers(sub: argparse._SubParsersAction) -> None:
     from srgan_core.anomaly import NOISE_KINDS, NoiseSpec
-    from srgan_core.toygan import TARGETS, ToyGANConfig
+    from srgan_core.flags import add_config_flags
+    from srgan_core.toygan import ToyGANConfig
 
-    d = ToyGANConfig()
     p = sub.add_parser(
         "toygan",
         help="train the 1-D toy GAN (U(0,1) noise -> N(mu, sigma)) and report how well it learned",
@@ -30,19 +30,9 @@ def add_toygan_parsers(sub: argparse._SubParsersAction) -> None:
         "for `anomaly --generator`.",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
-    p.add_argument("--epochs", type=int, default=d.epochs, help="mini-batch steps (the original used 30,000)")
-    p.add_argument("--seed", type=int, default=d.seed, help="seed for the data, initial weights and batches")
     p.add_argument("--out", metavar="PATH", help="save the generator as PATH.safetensors + PATH.json")
     p.add_argument("--json", action="store_true", help="print one JSON object instead of text")
-    p.add_argument("--target", choices=TARGETS, default=d.target,
-                   help=f"normal: N(mu, sigma); mixture: adds N({d.mu2:g}, {d.sigma2:g}) with weight {d.weight2:g} "
-                   "(watch for mode collapse)")
-    p.add_argument("--mu", type=float, default=d.mu, help="mean of the target")
-    p.add_argument("--sigma", type=float, default=d.sigma, help="standard deviation of the target (> 0)")
-    p.add_argument("--lr", type=float, default=d.lr, help="Adam learning rate of both networks")
-    p.add_argument("--batch-size", type=int, default=d.batch_size,
-                   help="real values per step (as many generated); 1000 = full batch")
-    p.add_argument("--hidden", type=int, default=d.hidden, help="hidden units of the generator")
+    add_config_flags(p.add_argument_group("the run (one flag per ToyGANConfig field)"), ToyGANConfig)
     p.set_defaults(func=cmd_toygan)
 
     s = NoiseSpec()
@@ -79,10 +69,10 @@ def cmd_toygan(args: argparse.Namespace) -> int:
     import numpy as np
     from scipy import stats
 
+    from srgan_core.flags import config_from_args, config_to_flags
     from srgan_core.toygan import ToyGANConfig, save_toy_generator, train
 
-    config = ToyGANConfig(target=args.target, mu=args.mu, sigma=args.sigma, lr=args.lr, batch_size=args.batch_size,
-                          hidden=args.hidden, epochs=args.epochs, seed=args.seed)
+    config = config_from_args(ToyGANConfig, args)
     if args.out:  # refuse a bad name before training, not after
         from pathlib import Path
 
@@ -103,16 +93,13 @@ def cmd_toygan(args: argparse.Namespace) -> int:
     ks = stats.kstest(outputs, generator.target_cdf)
     saved = None
     if args.out:
-        flags = {"--epochs": args.epochs, "--seed": args.seed, "--target": args.target, "--mu": args.mu,
-                 "--sigma": args.sigma, "--lr": args.lr, "--batch-size": args.batch_size, "--hidden": args.hidden}
-        defaults = ToyGANConfig()
-        command = ["python -m srgan_core toygan"] + [
-            f"{flag} {value}" for flag, value in flags.items()
-            if flag in ("--epochs", "--seed") or value != getattr(defaults, flag[2:].replace("-", "_"))
-        ] + [f"--out {args.out}"]
+        import shlex
+
+        command = shlex.join(["python", "-m", "srgan_core", "toygan", *shlex.split(config_to_flags(config)),
+                              "--out", args.out])
         saved = save_toy_generator(generator, args.out, training={
             "data": f"{config.n_real} samples of {generator.target}, drawn from the seed",
-            "epochs": config.epochs, "wall_time_s": round(snap.elapsed_s, 2), "command": " ".join(command),
+            "epochs": config.epochs, "wall_time_s": round(snap.elapsed_s, 2), "command": command,
             "final_d_loss": snap.d_loss, "final_g_loss": snap.g_loss,
         }, metrics={"ks_statistic_1000": snap.ks_statistic, "ks_p_value_100": float(ks.pvalue)})
     result = {
@@ -170,73 +157,39 @@ def cmd_anomaly(args: argparse.Namespace) -> int:
 
 
 def add_train_parser(sub: argparse._SubParsersAction) -> None:
-    from dataclasses import MISSING, fields
-
+    from srgan_core.flags import add_config_flags
     from srgan_core.train import TrainConfig
 
-    help_text = {
-        "stage": "srresnet: MSE pre-training; srgan: adversarial training (start it with --init from an SRResNet)",
-        "train_data": "training image folders (e.g. T91 BSDS200)",
-        "val_data": "validation folders scored with whole images (e.g. Set5 Set14)",
-        "out": "run folder: config.json, metrics.jsonl, samples/, checkpoint/, final generator.*",
-        "scale": "upscaling factor: 2, 4 or 8",
-        "channels": "generator feature maps (paper: 64)",
-        "blocks": "generator residual blocks (paper: 16)",
-        "d_channels": "discriminator base width (paper: 64)",
-        "batch_norm": "BatchNorm in generator and discriminator, as in the paper",
-        "bicubic_skip": "add a bicubic upsampling of the input to the generator's output (not in the paper; "
-        "the network then learns only the missing detail and converges much faster)",
-        "patch": "HR crop size in pixels (paper: 96); images smaller than this are skipped",
-        "batch_size": "global batch size, split over processes under torchrun",
-        "iterations": "total iterations (also sets the cosine learning-rate schedule)",
-        "lr": "Adam learning rate at the start (paper: 1e-4)",
-        "lr_min": "learning rate reached at the last iteration (cosine decay); set equal to --lr for constant",
-        "beta1": "Adam beta1 (paper: 0.9)",
-        "content_loss": "mse, vgg22 or vgg54 (VGG losses need torchvision's ImageNet VGG19 weights)",
-        "init": "generator weights to start from: a path, a bundled name or hf://owner/repo/file",
-        "seed": "seed for the model and the patch order",
-        "log_every": "write losses to metrics.jsonl every N iterations",
-        "val_every": "validate (PSNR/SSIM, a sample image) every N iterations",
-        "val_max_images": "score at most N images per validation set (0 = all)",
-        "ckpt_every": "write a checkpoint every N iterations",
-        "max_minutes": "stop with a checkpoint after this many minutes (0 = no limit); continue with --resume",
-        "threads": "torch CPU threads (0 = torch's default)",
-        "device": "auto, cpu or cuda",
-    }
     p = sub.add_parser(
         "train",
         help="train SRResNet (MSE) or SRGAN (adversarial)",
         description="Train a super-resolution generator. Every flag maps one to one onto TrainConfig and is "
-        "saved in RUN/config.json; `--resume RUN` continues a run exactly where its last checkpoint stopped. "
+        "saved in RUN/config.json; `--resume RUN` continues a run exactly where its last checkpoint stopped "
+        "(flags given with it change the saved settings, e.g. a longer --iterations). "
         "Runs unchanged under `torchrun --nproc_per_node N` (DistributedDataParallel).",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     p.add_argument("--resume", metavar="RUN_DIR", help="continue the run in RUN_DIR with its saved config")
-    for f in fields(TrainConfig):
-        default = f.default_factory() if f.default_factory is not MISSING else f.default
-        flag = "--" + f.name.replace("_", "-")
-        if isinstance(default, list):
-            p.add_argument(flag, nargs="+", default=default, metavar="DIR", help=help_text[f.name])
-        elif isinstance(default, bool):
-            p.add_argument(flag, action=argparse.BooleanOptionalAction, default=default, help=help_text[f.name])
-        else:
-            p.add_argument(flag, type=type(default), default=default, help=help_text[f.name])
+    add_config_flags(p.add_argument_group("the run (one flag per TrainConfig field)"), TrainConfig)
     p.set_defaults(func=cmd_train)
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from dataclasses import fields
+    from dataclasses import replace
+    from pathlib import Path
 
+    from srgan_core.flags import config_from_args
     from srgan_core.train import TrainConfig, train
 
     if args.resume:
-        config_file = __import__("pathlib").Path(args.resume) / "config.json"
+        config_file = Path(args.resume) / "config.json"
         if not config_file.exists():
             raise CLIError(f"{args.resume} is not a run folder (no config.json)")
-        cfg = TrainConfig.from_json(config_file)
-        cfg.out = args.resume
+        if hasattr(args, "out") and Path(args.out) != Path(args.resume):
+            raise CLIError("--resume continues the run in its own folder; leave out --out")
+        cfg = replace(config_from_args(TrainConfig, args, base=TrainConfig.from_json(config_file)), out=args.resume)
     else:
-        cfg = TrainConfig(**{f.name: getattr(args, f.name) for f in fields(TrainConfig)})
+        cfg = config_from_args(TrainConfig, args)
         if not cfg.train_data:
             raise CLIError("--train-data is required (one or more image folders)")
     result = train(cfg, resume=bool(args.resume))
@@ -251,12 +204,25 @@ def add_upscale_parser(sub: argparse._SubParsersAction) -> None:
         help="upscale an image (or every image in a folder) with a super-resolution model",
         description="Upscale IN to OUT with an SRGAN/SRResNet generator. IN may be a folder: every image in it "
         "is upscaled into the folder OUT, with a progress bar; unreadable files are reported and skipped, and "
-        "the exit status is non-zero if any failed. Large images are processed in overlapping tiles.",
+        "the exit status is non-zero if any failed. Large images are processed in overlapping tiles. "
+        "The default model is the first bundled one of real_x4, srgan_x4, srresnet_x4: real_x4 is trained on "
+        "camera-like degradations (blur, noise, JPEG) and suits photos; srgan_x4 (sharp) and srresnet_x4 "
+        "(smooth, highest PSNR) learned clean bicubic downscaling and suit clean renders and screenshots. "
+        "--strength S blends srresnet_x4 into srgan_x4 (network interpolation) to pick a point in between.",
     )
     p.add_argument("input", metavar="IN", help="an image file or a folder of images")
     p.add_argument("output", metavar="OUT", help="output image file (format from its suffix) or folder")
-    p.add_argument("--weights", default=None, help="a path, a bundled name (srgan_x4, srresnet_x4) or "
-                   "hf://owner/repo/NAME[@revision]; default: the best bundled model")
+    p.add_argument("--weights", default=None, help="a path, a bundled name (real_x4, srgan_x4, srresnet_x4) or "
+                   "hf://owner/repo/NAME[@revision]; default: real_x4 if bundled (camera/JPEG photos), else "
+                   "srgan_x4, else srresnet_x4 (clean renders)")
+    p.add_argument("--strength", type=float, default=None, metavar="S",
+                   help="GAN strength from 0 to 1: the weights (1-S)*PSNR model + S*GAN model; 0 gives exactly "
+                   "srresnet_x4's output, 1 exactly srgan_x4's (in steps of 0.01)")
+    p.add_argument("--weights-psnr", default=None, metavar="A",
+                   help="with --strength: the PSNR-trained end (default: srresnet_x4)")
+    p.add_argument("--weights-gan", default=None, metavar="B",
+                   help="with --strength: the GAN end, fine-tuned from A with the same architecture "
+                   "(default: srgan_x4)")
     p.add_argument("--bicubic", action="store_true", help="plain bicubic interpolation instead of a model")
     p.add_argument("--tile", type=int, default=None, help="tile size in input pixels (default: tuned for this CPU)")
     p.set_defaults(func=cmd_upscale)
@@ -286,8 +252,21 @@ def cmd_upscale(args: argparse.Namespace) -> int:
     src, dst = Path(args.input), Path(args.output)
     if not src.exists():
         raise CLIError(f"{src}: no such file or folder")
+    pair = (args.weights_psnr, args.weights_gan)
+    if args.strength is None and any(pair):
+        raise CLIError("--weights-psnr and --weights-gan name the two ends of a blend; give --strength too")
+    if args.strength is not None and (args.weights or args.bicubic):
+        raise CLIError(f"--strength blends two models; it does not go with {'--weights' if args.weights else '--bicubic'}"
+                       " (name the ends with --weights-psnr and --weights-gan)")
     if args.bicubic:
         run = lambda image: up.bicubic(image, 4)  # noqa: E731
+    elif args.strength is not None:
+        from srgan_core.weights import INTERPOLATION_PAIR, check_strength
+
+        check_strength(args.strength)  # before any file is loaded
+        pair = tuple(given or default for given, default in zip(pair, INTERPOLATION_PAIR))
+        upscaler = up.Upscaler(pair, strength=args.strength, **({"tile": tile} if tile else {}))
+        run = upscaler.upscale
     else:
         upscaler = up.Upscaler(args.weights, **({"tile": tile} if tile else {}))
         run = upscaler.upscale
@@ -322,29 +301,43 @@ def cmd_upscale(args: argparse.Namespace) -> int:
 
 
 def add_evaluate_parser(sub: argparse._SubParsersAction) -> None:
+    from srgan_core.degrade import PRESETS
+
     p = sub.add_parser(
         "evaluate",
-        help="PSNR/SSIM of a model or bicubic on a folder of HR images",
+        help="PSNR/SSIM, detail, grid artifacts and NIQE of a model or bicubic on a folder of HR images",
         description="Score a model the way SR papers do: crop each HR image to a multiple of the scale, "
-        "downscale it with bicubic, upscale it back, and compare on the Y channel (BT.601) with a "
-        "`scale`-pixel border ignored. Prints a per-image table and the means.",
+        "degrade it (clean bicubic by default), upscale it back, and compare on the Y channel (BT.601) with a "
+        "`scale`-pixel border ignored. Besides PSNR and SSIM: detail (edge energy over the HR image's), grid "
+        "(periodicity on the upscaler's pixel grid over the HR image's; 1 = as periodic as the photo) and "
+        "NIQE (naturalness without a reference; lower is better). Prints a per-image table and the means "
+        "(grid: the median).",
     )
     p.add_argument("--data", required=True, metavar="DIR", help="folder of HR images, e.g. Set5")
     which = p.add_mutually_exclusive_group()
     which.add_argument("--weights", default=None, help="model to score (path, bundled name or hf:// reference)")
     which.add_argument("--bicubic", action="store_true", help="score plain bicubic interpolation")
     p.add_argument("--scale", type=int, default=4, help="downscaling factor; must match the model's")
-    p.add_argument("--json", action="store_true", help='one JSON object {"psnr", "ssim", "images": [...]} on stdout')
+    p.add_argument("--degradation", choices=list(PRESETS), default="bicubic",
+                   help="how the LR input is made from each HR image (bicubic: the papers' clean convention)")
+    p.add_argument("--json", action="store_true",
+                   help='one JSON object {"psnr", "ssim", "detail", "grid", "niqe", "images": [...]} on stdout')
+    p.add_argument("--update-sidecar", action="store_true",
+                   help="write the scores into the local weights' JSON sidecar under metrics[SET] "
+                   "(metrics[SET@DEGRADATION] for other degradations)")
     p.set_defaults(func=cmd_evaluate)
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
     import json
 
-    from srgan_core.evaluate import bicubic_upscale, evaluate
+    from srgan_core.evaluate import bicubic_upscale, evaluate, metrics_key, update_sidecar
 
     if args.scale not in (2, 4, 8):
         raise CLIError(f"--scale must be 2, 4 or 8, got {args.scale}")
+    if args.update_sidecar and (args.bicubic or not args.weights or str(args.weights).startswith("hf://")):
+        raise CLIError("--update-sidecar writes into a local model's sidecar: give --weights PATH or a bundled name")
+    loaded = None
     if args.bicubic:
         fn, method = bicubic_upscale(args.scale), "bicubic"
     else:
@@ -353,16 +346,27 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         upscaler = Upscaler(args.weights)
         if upscaler.scale != args.scale:
             raise CLIError(f"the model upscales x{upscaler.scale}, but --scale is {args.scale}")
-        fn, method = upscaler.upscale, upscaler.name
-    result = evaluate(args.data, fn, args.scale, method)
+        fn, method, loaded = upscaler.upscale, upscaler.name, upscaler.loaded
+    if args.update_sidecar and (loaded is None or loaded.fallback_reason):
+        raise CLIError(f"{args.weights}: not a local weights file; its sidecar cannot be updated")
+    result = evaluate(args.data, fn, args.scale, method, degradation=args.degradation)
+    written = update_sidecar(loaded.path, result) if args.update_sidecar else None
     if args.json:
         print(json.dumps(result.to_dict(), indent=1))
-        return 0
-    print(f"{method} x{args.scale} on {result.data} (Y channel, {args.scale} px border cropped)")
-    print(f"{'image':<16}{'PSNR dB':>10}{'SSIM':>9}{'grad/HR':>9}")
-    for im in result.images:
-        print(f"{im.name:<16}{im.psnr:>10.2f}{im.ssim:>9.4f}{im.gradient:>9.3f}")
-    print(f"{'mean':<16}{result.psnr:>10.2f}{result.ssim:>9.4f}{result.gradient:>9.3f}")
+    else:
+        def show(value: float | None, width: int, digits: int) -> str:
+            return f"{'-':>{width}}" if value is None else f"{value:>{width}.{digits}f}"
+
+        where = "" if args.degradation == "bicubic" else f", LR by {args.degradation}"
+        print(f"{method} x{args.scale} on {result.data} (Y channel, {args.scale} px border cropped{where}; "
+              "grid: median over images)")
+        print(f"{'image':<16}{'PSNR dB':>10}{'SSIM':>9}{'detail':>9}{'grid':>9}{'NIQE':>8}")
+        for im in result.images:
+            print(f"{im.name:<16}{im.psnr:>10.2f}{im.ssim:>9.4f}{im.detail:>9.3f}{show(im.grid, 9, 2)}{show(im.niqe, 8, 2)}")
+        print(f"{'mean':<16}{result.psnr:>10.2f}{result.ssim:>9.4f}{result.detail:>9.3f}"
+              f"{show(result.grid, 9, 2)}{show(result.niqe, 8, 2)}")
+    if written:
+        print(f"wrote metrics[{metrics_key(result.data, result.degradation)!r}] into {written}", file=sys.stderr)
     return 0
 
 
