@@ -1,0 +1,136 @@
+"""The model card: what the bundled weights are and how well they do, read from their own files.
+
+Every number comes from a sidecar (read and checksum-verified by the weights loader) or from the
+training log NAME.metrics.jsonl shipped beside it, so the card cannot drift from the files. The
+words are for visitors, not for the training script: "training steps", not "iterations";
+"training crops of 96×96 px", not "patch: 96".
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+from srgan_core import publish, weights
+
+HEADERS = ["model", "test set", "PSNR (dB)", "SSIM", "detail"]
+NIQE_HEADER = "NIQE (lower is better)"
+
+
+@dataclass
+class ModelCard:
+    """Markdown sections (one per model), the benchmark table and validation curves.
+
+    `curves` maps "MODEL on SET" to (training steps, validation PSNR)."""
+
+    sections: list[str] = field(default_factory=list)
+    headers: list[str] = field(default_factory=lambda: list(HEADERS))
+    rows: list[list] = field(default_factory=list)
+    curves: dict[str, tuple[list, list]] = field(default_factory=dict)
+
+    @property
+    def markdown(self) -> str:
+        return "\n\n".join(self.sections)
+
+
+def _duration(seconds: float) -> str:
+    minutes = round(seconds / 60)
+    if minutes < 1:
+        return f"{seconds:.0f} s"
+    return f"{minutes // 60} h {minutes % 60} min" if minutes >= 60 else f"{minutes} min"
+
+
+STAGES = {"srresnet": "pixel loss only (SRResNet)", "srgan": "adversarial: pixel loss plus a discriminator (SRGAN)"}
+LOSSES = {"mse": "mean squared pixel error", "vgg22": "VGG feature distance (2,2)", "vgg54": "VGG feature distance (5,4)"}
+
+
+def _plain(key: str, value: object) -> tuple[str, str] | None:
+    """A training record entry as (plain words, value text); None to leave it out."""
+    def listed(v: object) -> str:
+        return ", ".join(map(str, v)) if isinstance(v, list) else str(v)
+
+    words: dict[str, Callable[[object], tuple[str, str]]] = {
+        "stage": lambda v: ("training", STAGES.get(str(v), str(v))),
+        "data": lambda v: ("trained on", listed(v)),
+        "validation": lambda v: ("checked during training on", listed(v)),
+        "iterations": lambda v: ("training steps", f"{v:,}"),
+        "epochs": lambda v: ("training steps", f"{v:,}"),
+        "batch_size": lambda v: ("images per step", str(v)),
+        "patch": lambda v: ("training crops", f"{v}×{v} px"),
+        "content_loss": lambda v: ("pixel loss", LOSSES.get(str(v), str(v))),
+        "wall_time_s": lambda v: ("training time", _duration(float(v))),
+        "hardware": lambda v: ("hardware", str(v)),
+        "notes": lambda v: ("notes", str(v)),
+        "note": lambda v: ("notes", str(v)),
+    }
+    if key in words:
+        return words[key](value)
+    if key == "command" or key.startswith("final_"):
+        return None  # the command gets a block of its own; final losses mean little to visitors
+    return key.replace("_", " "), f"{value:.4g}" if isinstance(value, float) else listed(value)
+
+
+def facts(training: dict) -> str:
+    """A sidecar's training record as a Markdown list, and the command that made it."""
+    lines = [f"- {k}: {v}" for k, v in filter(None, (_plain(k, v) for k, v in training.items()))]
+    if training.get("command"):
+        lines.append(f"\nMade with:\n\n```\n{training['command']}\n```")
+    return "\n".join(lines)
+
+
+def _number(m: dict, key: str, digits: int) -> float | None:
+    v = m.get(key)
+    return None if not isinstance(v, (int, float)) else round(float(v), digits)
+
+
+def validation_points(log: Path) -> dict[str, tuple[list, list]]:
+    """Validation PSNR per test set from a training log (train.py's metrics.jsonl)."""
+    points: dict[str, tuple[list, list]] = {}
+    for line in log.read_text().splitlines():
+        record = json.loads(line) if line.strip() else {}
+        for data, m in (record.get("validation") or {}).items():
+            xs, ys = points.setdefault(data, ([], []))
+            xs.append(record["iteration"])
+            ys.append(m["psnr"])
+    return points
+
+
+def read_card(models: list[str], label: Callable[[str], str] = str, toy: str | None = "toygan_default") -> ModelCard:
+    """The card for bundled generators `models` (named on the page by `label`), the toy generator
+    `toy` when it is bundled, and the reference rows (bicubic, the SRGAN paper's SRResNet)."""
+    card = ModelCard()
+    folder = weights.weights_dir()
+    niqe = False
+    for name in models:
+        _, meta = weights.read_weights(name)
+        cfg = meta.get("config", {})
+        card.sections.append(
+            f"### {label(name)} ×{meta.get('scale', cfg.get('scale', '?'))} (`weights/{name}`)\n"
+            f"{str(meta.get('description', '')).rstrip('.')}: {cfg.get('blocks', '?')} residual blocks, "
+            f"{cfg.get('channels', '?')} channels.\n\n{facts(meta.get('training') or {})}")
+        for data, m in sorted((meta.get("metrics") or {}).items()):
+            if isinstance(m, dict) and "psnr" in m:
+                detail = _number(m, "detail", 3)
+                row = [label(name), data.replace("@", ", "), _number(m, "psnr", 2), _number(m, "ssim", 4),
+                       detail if detail is not None else _number(m, "gradient_ratio", 3), _number(m, "niqe", 2)]
+                niqe = niqe or row[-1] is not None
+                card.rows.append(row)
+        log = folder / f"{name}.metrics.jsonl"
+        if log.is_file():
+            for data, xy in validation_points(log).items():
+                card.curves[f"{label(name)} on {data}"] = xy
+    if not card.sections:
+        card.sections.append("No bundled super-resolution weights in `weights/` yet: this card fills in when they arrive.")
+    if toy and toy in weights.list_bundled("toygan"):
+        _, meta = weights.read_weights(toy)
+        card.sections.append(f"### Toy generator (`weights/{toy}`)\n{meta.get('description', '')}\n\n"
+                             f"{facts(meta.get('training') or {})}")
+    for reference, table in (("Bicubic (reference)", publish.BICUBIC), ("SRResNet, paper (reference)", publish.PAPER)):
+        card.rows += [[reference, data, p, s, None, None] for data, (p, s) in sorted(table.items())]
+    card.rows.sort(key=lambda row: row[1])  # by test set; models before the references (stable sort)
+    if niqe:
+        card.headers.append(NIQE_HEADER)
+    else:
+        card.rows = [row[:-1] for row in card.rows]
+    return card

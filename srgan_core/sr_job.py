@@ -1,0 +1,311 @@
+"""One super-resolution request as a web page serves it: estimate, stream, score, save.
+
+The app is a thin layer over this module, which needs no web framework:
+
+- `RateMeter` says about how long a job will take before it starts (from the jobs this process
+  has run, per model), so a visitor with a large image knows whether to wait.
+- `stream_upscale` runs the Upscaler in a worker thread and hands out the picture as it grows:
+  the bicubic enlargement with the finished rows of the model's output pasted over it, every
+  `every_s` seconds, then the finished image. The first rows reach the page seconds before the
+  last ones are computed.
+- `score` puts bicubic and the models against the original (Simulate).
+- `write_png` saves a result under a name no other request uses and renames it into place:
+  two identical requests at once each get a whole file, never one the other is rewriting.
+"""
+from __future__ import annotations
+
+import contextvars
+import os
+import shutil
+import threading
+import time
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator
+
+from PIL import Image
+
+from srgan_core import compare, weights
+from srgan_core.data import downscale, modcrop
+from srgan_core.metrics import psnr, ssim
+from srgan_core.upscale import Upscaler, bicubic
+
+PNG_LEVEL = 1  # zlib level: a 1024x1024 photo in ~40 ms instead of ~300 ms at Pillow's 6, ~10 % larger
+KEEP_S = 3600  # results are kept this long: a long-running server must not fill its disk
+
+
+def write_png(image: Image.Image, folder: str | Path, stem: str) -> str:
+    """Save `image` as folder/<unique>/<stem>.png and return the path.
+
+    Written under a temporary name in the same folder and renamed into place, so the file at
+    the returned path is always complete. Results older than KEEP_S are removed on the way."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    now = time.time()
+    for old in folder.glob("*/*.png"):
+        try:
+            if now - old.stat().st_mtime > KEEP_S:
+                shutil.rmtree(old.parent, ignore_errors=True)
+        except OSError:  # removed by a concurrent call
+            pass
+    target = folder / uuid.uuid4().hex / f"{stem}.png"
+    target.parent.mkdir()
+    partial = target.with_name(f".{target.name}.partial")
+    image.save(partial, format="PNG", compress_level=PNG_LEVEL)
+    os.replace(partial, target)
+    return str(target)
+
+
+class RateMeter:
+    """Seconds per input pixel, per model, from the jobs already run (thread-safe).
+
+    The first estimate for a model comes from `calibrate` (a small timed run); every finished job
+    then moves it towards what was measured, so a busy server's estimates follow its load."""
+
+    def __init__(self, weight: float = 0.5) -> None:
+        self._rates: dict[str, float] = {}
+        self._lock = threading.Lock()
+        self.weight = weight
+
+    def update(self, model: str, pixels: int, seconds: float) -> None:
+        rate = seconds / max(1, pixels)
+        with self._lock:
+            old = self._rates.get(model)
+            self._rates[model] = rate if old is None else (1 - self.weight) * old + self.weight * rate
+
+    def calibrate(self, up: Upscaler, side: int = 64) -> None:
+        """Time a `side`-pixel square once, unless this model has a rate already."""
+        if up.name in self._rates:
+            return
+        t0 = time.perf_counter()
+        up.upscale(Image.new("RGB", (side, side), (128, 128, 128)))
+        self.update(up.name, side * side, time.perf_counter() - t0)
+
+    def estimate(self, model: str, pixels: int) -> float | None:
+        """Seconds for an input of `pixels` pixels, or None before any measurement."""
+        with self._lock:
+            rate = self._rates.get(model)
+        return None if rate is None else rate * pixels
+
+
+@dataclass
+class Frame:
+    """What `stream_upscale` hands out: the picture so far, the share of rows done, and the
+    seconds since the start. `done` is True for the finished output (with alpha, if any)."""
+
+    image: Image.Image
+    fraction: float
+    elapsed_s: float
+    done: bool
+
+
+def stream_upscale(up: Upscaler, image: Image.Image, base: Image.Image, every_s: float = 1.0,
+                   meter: RateMeter | None = None) -> Iterator[Frame]:
+    """Upscale `image`, yielding a partial Frame every `every_s` seconds while new rows arrive
+    (`base`, the same size as the output, fills the rest), then the finished Frame.
+
+    The model runs in a worker thread so this generator can hand out frames while it computes;
+    an error in the model is raised here. `meter`, when given, learns from the finished run."""
+    canvas = base.convert("RGB")  # always a new image: `base` is left as it is
+    lock, finished = threading.Lock(), threading.Event()
+    state: dict = {"rows": 0, "shown": 0}
+    result: dict = {}
+
+    def on_rows(y: int, x: int, block: Image.Image) -> None:
+        with lock:
+            canvas.paste(block, (x, y))
+            state["rows"] = max(state["rows"], y + block.height)
+
+    def work() -> None:
+        try:
+            result["out"] = up.upscale(image, on_rows=on_rows)
+        except BaseException as exc:  # handed to the caller's thread below
+            result["error"] = exc
+        finally:
+            finished.set()
+
+    t0 = time.perf_counter()
+    # a copied context, so whatever the caller keeps in context variables is seen by the model run
+    worker = threading.Thread(target=contextvars.copy_context().run, args=(work,), daemon=True)
+    worker.start()
+    while not finished.wait(every_s):
+        with lock:
+            if state["rows"] == state["shown"]:
+                continue
+            state["shown"] = state["rows"]
+            frame = canvas.copy()
+        yield Frame(frame, state["shown"] / canvas.height, time.perf_counter() - t0, False)
+    worker.join()
+    if "error" in result:
+        raise result["error"]
+    took = time.perf_counter() - t0
+    if meter is not None:
+        meter.update(up.name, image.width * image.height, took)
+    yield Frame(result["out"], 1.0, took, True)
+
+
+def run_to_end(frames: Iterator[Frame]) -> Frame:
+    """The last Frame of a stream (for callers that do not show progress)."""
+    last = None
+    for last in frames:
+        pass
+    assert last is not None and last.done
+    return last
+
+
+def score(outputs: dict[str, Image.Image], hr: Image.Image, scale: int,
+          seconds: dict[str, float] | None = None) -> list[list]:
+    """[method, PSNR (dB), SSIM, seconds] for each output against the original `hr`: PSNR and SSIM
+    on the Y channel with a `scale`-pixel border ignored, as in the SRGAN paper."""
+    seconds = seconds or {}
+    return [[name, round(psnr(out, hr, scale), 2), round(ssim(out, hr, scale), 4), round(seconds.get(name, 0.0), 2)]
+            for name, out in outputs.items()]
+
+
+def about(seconds: float) -> str:
+    """A duration as people say it: "about 5 s", "about 2 min"."""
+    if seconds < 1:
+        return "under a second"
+    if seconds < 90:
+        return f"about {max(1, round(seconds))} s"
+    return f"about {round(seconds / 60)} min"
+
+
+
+# ============================================================================ the app's two buttons
+
+
+@dataclass
+class Update:
+    """One refresh of the page's SR outputs; None leaves an output as it is.
+
+    `pair` is the slider's (bicubic, model) files, `table` a {headers, data} dict, `crops` and
+    `download` PNG files; `warning` is a note to pop up (a model that could not be loaded)."""
+
+    status: str
+    pair: tuple[str, str] | None = None
+    table: dict | None = None
+    crops: str | None = None
+    download: str | None = None
+    warning: str | None = None
+
+
+class Studio:
+    """Upscale and Simulate as the web page runs them, for any number of visitors.
+
+    Holds the loaded models (at most `cache`, shared: inference keeps no state), the RateMeter
+    and the folder results are written to. `labels` names bundled models on the page. Only
+    bundled names and hf:// references are loaded: a visitor must not make the server open
+    arbitrary local paths."""
+
+    def __init__(self, out_dir: str | Path, labels: dict[str, str], scale: int = 4, crop: int = 96, zoom: int = 3,
+                 slow_s: float = 2.0, preview_every_s: float = 1.5, cache: int = 4) -> None:
+        self.out_dir, self.labels, self.scale, self.crop, self.zoom = Path(out_dir), labels, scale, crop, zoom
+        self.slow_s, self.preview_every_s, self.cache = slow_s, preview_every_s, cache
+        self.meter = RateMeter()
+        self._models: dict[str, Upscaler] = {}
+        self._lock = threading.Lock()
+
+    def label(self, name: str) -> str:
+        return self.labels.get(name, name)
+
+    def bundled(self) -> list[str]:
+        """Generators in the weights folder, labelled ones first (read on every call)."""
+        order = list(self.labels)
+        return sorted(weights.list_bundled("generator"), key=lambda n: (order.index(n) if n in order else len(order), n))
+
+    def load(self, source: str) -> tuple[Upscaler | None, str]:
+        """The Upscaler for a model choice, and a note ("" when it is the one asked for)."""
+        if source not in self.bundled() and not str(source).startswith(weights.HUB_PREFIX):
+            raise ValueError(f"Unknown model {source!r}: choose a bundled model or an hf://owner/repo/name reference.")
+        with self._lock:
+            if source in self._models:
+                return self._models[source], ""
+        try:
+            up = Upscaler(weights.load_generator(source))
+        except (ValueError, OSError) as exc:
+            return None, f"Could not load {source} ({exc}), so bicubic is on both sides of the slider."
+        if up.loaded is not None and up.loaded.fallback_reason:  # the Hub failed: not cached as `source`
+            return up, (f"{source} is unavailable ({up.loaded.fallback_reason}); the bundled "
+                        f"{self.label(up.name)} was used instead.")
+        with self._lock:
+            if len(self._models) >= self.cache:
+                self._models.pop(next(iter(self._models)))
+            self._models[source] = up
+        return up, ""
+
+    def _overview(self, left: Image.Image, right: Image.Image, right_name: str, box: compare.Box) -> tuple[str, str]:
+        """The slider's pair as files: both sides labelled, the crops' region outlined."""
+        return (write_png(compare.label(compare.mark(left, box), "Bicubic", "left"), self.out_dir, "bicubic"),
+                write_png(compare.label(compare.mark(right, box), right_name, "right"), self.out_dir, "model"))
+
+    def upscale(self, image: Image.Image, stem: str, source: str) -> Iterator[Update]:
+        """Bicubic and the chosen model, `scale` times larger. Before a slow job: an estimate;
+        while it runs: the output growing band by band; then the summary, timings, crops of the
+        most detailed region and the output file."""
+        s = self.scale
+        up, note = self.load(source)
+        t0 = time.perf_counter()
+        bic = bicubic(image, s)
+        box = compare.scale_box(compare.detail_box(image, self.crop // s), s)
+        times, outputs, name, sr = {"Bicubic": time.perf_counter() - t0}, {"Bicubic": bic}, "Bicubic", bic
+        size = f"{image.width}×{image.height} → {image.width * s}×{image.height * s}"
+        if up is not None:
+            name = self.label(up.name)
+            self.meter.calibrate(up)
+            guess = self.meter.estimate(up.name, image.width * image.height) or 0.0
+            if guess > self.slow_s or note:
+                yield Update(f"**{name}**: {size}, {about(guess)}…", warning=note or None)
+            for frame in stream_upscale(up, image, bic, self.preview_every_s, self.meter):
+                if not frame.done:
+                    left = guess - frame.elapsed_s
+                    yield Update(f"**{name}**: {frame.fraction:.0%} done" + (f", {about(left)} left" if left > 1 else "")
+                                 + " (the part not done yet shows bicubic)", self._overview(bic, frame.image, name, box))
+            sr, times[name] = frame.image, frame.elapsed_s
+            outputs[name] = sr
+        elif note:
+            yield Update("Bicubic only.", warning=note)
+        summary = f"**{name}**: {size} in {times.get(name, 0.0):.2f} s. " + (note or f"Slider: bicubic left, {name} right.")
+        yield self._finish(summary, outputs, times, box, name, f"{stem}_x{s}_{name.lower()}", None)
+
+    def simulate(self, image: Image.Image, stem: str, source: str, degrade=None) -> Iterator[Update]:
+        """Shrink the image `scale` times (`degrade(hr, scale)`, default the training's bicubic),
+        upscale it back with bicubic and every model, score each against the original."""
+        s = self.scale
+        hr = modcrop(image.convert("RGB"), s)
+        if min(hr.size) < 4 * s:
+            raise ValueError(f"Simulate needs at least {4 * s}×{4 * s} px; this image is {image.width}×{image.height}.")
+        lr = (degrade or downscale)(hr, s)
+        chosen, note = self.load(source)
+        ups = [u for u in [chosen, *(self.load(n)[0] for n in self.bundled() if n != source)] if u is not None]
+        guess = sum(self.meter.estimate(u.name, lr.width * lr.height) or 0.0 for u in ups)
+        if guess > self.slow_s or note:
+            yield Update(f"Simulating: {hr.width}×{hr.height} → {lr.width}×{lr.height} → back, {about(guess)}…",
+                         warning=note or None)
+        t0 = time.perf_counter()
+        outputs, times = {"Bicubic": bicubic(lr, s)}, {"Bicubic": time.perf_counter() - t0}
+        for up in ups:
+            if self.label(up.name) not in outputs:
+                frame = run_to_end(stream_upscale(up, lr, outputs["Bicubic"], 3600, self.meter))
+                outputs[self.label(up.name)], times[self.label(up.name)] = frame.image, frame.elapsed_s
+        name = self.label(chosen.name) if chosen is not None else "Bicubic"
+        summary = (f"Original {hr.width}×{hr.height} → shrunk to {lr.width}×{lr.height} → upscaled back. Higher PSNR / "
+                   "SSIM is closer to the original; SRGAN gives up a little PSNR for sharper texture. "
+                   + (note or f"Slider: bicubic left, {name} right."))
+        box = compare.detail_box(hr, self.crop, s)
+        yield self._finish(summary, outputs, times, box, name, f"{stem}_simulated_{name.lower()}", hr)
+
+    def _finish(self, summary: str, outputs: dict[str, Image.Image], times: dict[str, float], box: compare.Box,
+                name: str, stem: str, original: Image.Image | None) -> Update:
+        models = [self.label(n) for n in self.bundled()]
+        ordered = {k: outputs[k] for k in compare.order(list(outputs), models)}
+        if original is None:
+            table = {"headers": ["method", "time (s)"], "data": [[m, round(times[m], 2)] for m in ordered]}
+            tiles = compare.crops(ordered, box, self.zoom, models)
+        else:
+            table = {"headers": ["method", "PSNR (dB)", "SSIM", "time (s)"], "data": score(ordered, original, self.scale, times)}
+            tiles = compare.crops({**ordered, "Original": original}, box, self.zoom, models)
+        summary += f" Zoomed ×{self.zoom} below, the yellow box: " + ", ".join(n for _, n in tiles) + "."
+        return Update(summary, self._overview(outputs["Bicubic"], outputs[name], name, box), table,
+                      write_png(compare.sheet(tiles), self.out_dir, "crops"), write_png(outputs[name], self.out_dir, stem))
