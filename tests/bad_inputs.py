@@ -149,7 +149,7 @@ HTML = b"<!doctype html><html><body><img src='cat.jpg'></body></html>\n"
 def _limits() -> tuple[int, int]:
     """The library's hard limits, or generous stand-ins when it is not importable."""
     try:
-        from srgan_core.upscale import MAX_INPUT_PIXELS, MAX_INPUT_SIDE
+        from srgan_core.images import MAX_INPUT_PIXELS, MAX_INPUT_SIDE
     except ImportError:
         return FALLBACK_MAX_PIXELS, FALLBACK_MAX_SIDE
     return int(MAX_INPUT_PIXELS), int(MAX_INPUT_SIDE)

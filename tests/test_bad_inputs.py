@@ -37,7 +37,7 @@ from PIL import Image
 
 from app_server import ROOT, START_TIMEOUT_S, STOP_TIMEOUT_S, make_weights, running_app
 from bad_inputs import EITHER, IMAGE, PARAM_CASES, REFUSED, SCALE, FileCase, ParamCase, file_cases, write_corpus
-from srgan_core import upscale as up
+from srgan_core import images
 
 CASE_TIMEOUT_S = 60.0  # per input and path: a few seconds is normal, a minute is a hang
 FOLDER_TIMEOUT_S = 180.0
@@ -46,7 +46,7 @@ UNHANDLED = "raised an exception but has not enabled verbose error reporting"
 LIMIT_WORDS = ("limit", "max", "too large", "too big", "exceed", "at most", "larger than")
 
 CASES: list[FileCase] = []  # filled by the corpus fixture
-FILE_IDS = [c.name for c, _ in file_cases(up.MAX_INPUT_PIXELS, up.MAX_INPUT_SIDE)]
+FILE_IDS = [c.name for c, _ in file_cases(images.MAX_INPUT_PIXELS, images.MAX_INPUT_SIDE)]
 CLI_PARAMS = [p for p in PARAM_CASES if p.path == "cli"]
 APP_PARAMS = [p for p in PARAM_CASES if p.path == "app"]
 
@@ -106,7 +106,7 @@ def record(name: str, path: str, expect: str, outcome: str, seconds: float, deta
 @pytest.fixture(scope="module")
 def corpus(tmp_path_factory) -> Path:
     folder = tmp_path_factory.mktemp("corpus")
-    CASES[:] = write_corpus(folder, up.MAX_INPUT_PIXELS, up.MAX_INPUT_SIDE)
+    CASES[:] = write_corpus(folder, images.MAX_INPUT_PIXELS, images.MAX_INPUT_SIDE)
     assert len(CASES) + len(PARAM_CASES) >= 25
     return folder
 
@@ -216,7 +216,7 @@ def looks_clear(message: str) -> bool:
 
 def names_a_limit(message: str) -> bool:
     digits = re.sub(r"[,_ \u202f]", "", message)
-    numbers = (str(up.MAX_INPUT_PIXELS), str(up.MAX_INPUT_SIDE), f"{up.MAX_INPUT_PIXELS / 1e6:.1f}")
+    numbers = (str(images.MAX_INPUT_PIXELS), str(images.MAX_INPUT_SIDE), f"{images.MAX_INPUT_PIXELS / 1e6:.1f}")
     return any(n in digits for n in numbers) or any(w in message.lower() for w in LIMIT_WORDS)
 
 

@@ -15,16 +15,9 @@ import torch
 from PIL import Image, ImageOps
 
 from srgan_core.models import Generator, GeneratorConfig
-from srgan_core.upscale import (
-    MAX_INPUT_PIXELS,
-    MAX_INPUT_SIDE,
-    MIN_INPUT_SIDE,
-    ImageInputError,
-    Upscaler,
-    bicubic,
-    load_image,
-    receptive_radius,
-)
+from srgan_core.images import MAX_INPUT_PIXELS, MAX_INPUT_SIDE, MIN_INPUT_SIDE, ImageInputError, load_image
+from srgan_core.streaming import receptive_radius
+from srgan_core.upscale import Upscaler, bicubic
 
 
 def tiny_generator(seed: int = 0, **config) -> Generator:
