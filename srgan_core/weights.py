@@ -1,36 +1,35 @@
-"""Weights files: a `.safetensors` tensor file plus a JSON sidecar that describes it.
+"""Weights files: a `.safetensors` tensor file plus a JSON sidecar that describes it, and the one
+door through which generators are loaded.
 
 Why this shape: loading a safetensors file cannot run code (unpickling a `.pth` can), and the
 sidecar carries everything needed to rebuild the network (architecture, config, scale), where the
 weights came from (training, metrics) and the sha256 that ties the two files together. So
 `load_generator("weights/srgan_x4")` needs no other knowledge, and a swapped or damaged tensor
-file is caught before it reaches a model.
+file is caught before it reaches a model. A sidecar declaring a network beyond MAX_BLOCKS,
+MAX_CHANNELS or SCALES is refused before its tensors are read or any model is built.
 
 A source is one of:
   - a local path: `NAME.safetensors`, `NAME.json` or the stem `NAME`;
   - a bundled name: `NAME` in the weights folder (`WEIGHTS_DIR`, or `$SRGAN_WEIGHTS_DIR`);
-  - a Hub reference: `hf://owner/repo/path/NAME[@revision]` (revision: a commit hash, tag or
-    branch; `main` when none is given). Use a commit hash to pin exact bytes: a pinned file that
-    is already cached is used without touching the network.
+  - a Hub reference: `hf://owner/repo/path/NAME[@revision]`, fetched by `srgan_core.hub`
+    (bounded in time and size, verified, cached). When the Hub fails in any way,
+    `load_generator` falls back to the bundled default and says so with one `HubFallbackWarning`.
 
-Hub downloads go through `huggingface_hub.hf_hub_download` and its cache. `HF_ENDPOINT` and
-`HF_HUB_CACHE` are read when a download starts (huggingface_hub reads them once, at import), so
-they can be changed at run time. Every wait is bounded: one metadata request per file with a
-short timeout, then the whole fetch under an overall deadline. When the Hub fails in any way,
-`load_generator` falls back to the bundled default and says so with one `HubFallbackWarning`.
+`interpolate_generators` blends a PSNR-trained and a GAN-trained generator of one architecture
+(the perception-distortion trade-off as one number); `load_interpolated` caches the blends.
 """
 from __future__ import annotations
 
 import hashlib
 import json
-import logging
+import math
 import os
-import re
 import threading
 import warnings
+from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, TypeVar
+from typing import Any
 
 import torch
 
@@ -38,23 +37,23 @@ from .models import Generator, GeneratorConfig
 
 WEIGHTS_DIR: Path = Path(__file__).resolve().parent.parent / "weights"
 FORMAT = "srgan-studio-weights/1"
-DEFAULT_GENERATORS = ("srgan_x4", "srresnet_x4")  # the bundled default: first one present
+# The bundled default: the first one present. real_x4 is trained on camera-like degradations (blur,
+# noise, JPEG) and suits photos; srgan_x4 and srresnet_x4 learned clean bicubic downscaling (renders).
+DEFAULT_GENERATORS = ("real_x4", "srgan_x4", "srresnet_x4")
+INTERPOLATION_PAIR = ("srresnet_x4", "srgan_x4")  # (PSNR model, GAN model) blended by `strength`
 PICKLE_SUFFIXES = (".pth", ".pt", ".bin", ".ckpt", ".pkl", ".pickle")
 HUB_PREFIX = "hf://"
-DEFAULT_HUB_REVISION = "main"  # used only when a reference names no revision
-HUB_TIMEOUT_S = 60.0  # overall deadline for fetching one weights file pair from the Hub
-HUB_REQUEST_TIMEOUT_S = 10.0  # each metadata request (HEAD); at most half the overall deadline
-
-log = logging.getLogger(__name__)
-T = TypeVar("T")
+# The largest generator a sidecar may declare: 32 blocks of 256 channels is ~152 MB of float32
+# (the paper's 16 x 64 is 6 MB); anything beyond is a mistake or an attempt to exhaust memory.
+MAX_BLOCKS = 32
+MAX_CHANNELS = 256
+MAX_IN_CHANNELS = 4
+SCALES = (2, 4, 8)
+MAX_SIDECAR_BYTES = 1_000_000  # sidecars are a few kB; a huge one is not read
 
 
 class WeightsError(ValueError):
     """A weights source that cannot be used; the message says which file and why."""
-
-
-class HubError(WeightsError):
-    """Weights could not be had from the Hub (network, HTTP status, damaged download)."""
 
 
 class HubFallbackWarning(UserWarning):
@@ -159,7 +158,13 @@ def _refuse_pickle(source: str | Path) -> None:
         )
 
 
-def _read_sidecar(json_path: Path) -> dict:
+def read_sidecar(json_path: Path) -> dict:
+    """The sidecar as a dict, refused unless it is ours, names the tensor file's sha256, and (for a
+    generator) declares a network within the sanity limits: so an absurd config is refused before
+    its tensor file is read or downloaded and before any model is built."""
+    size = json_path.stat().st_size
+    if size > MAX_SIDECAR_BYTES:
+        raise WeightsError(f"{json_path}: sidecar is {size:,} bytes; the limit is {MAX_SIDECAR_BYTES:,}")
     try:
         meta = json.loads(json_path.read_text(encoding="utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as e:
@@ -170,7 +175,31 @@ def _read_sidecar(json_path: Path) -> dict:
         raise WeightsError(f"{json_path}: unknown sidecar format {meta.get('format')!r} (expected {FORMAT!r})")
     if not isinstance(meta.get("sha256"), str):
         raise WeightsError(f"{json_path}: sidecar has no sha256 of the tensor file")
+    if meta.get("kind", "generator") == "generator":
+        generator_config(meta, json_path)
     return meta
+
+
+def generator_config(meta: dict, where: Path) -> GeneratorConfig:
+    """The sidecar's generator config, refused when its size is beyond the sanity limits (checked
+    on the raw numbers, before a model, or a tensor of it, exists)."""
+    config = meta.get("config", {})
+    if not isinstance(config, dict):
+        raise WeightsError(f"{where}: sidecar config must be a JSON object, got {config!r}")
+    limits = {"blocks": (0, MAX_BLOCKS), "channels": (1, MAX_CHANNELS), "in_channels": (1, MAX_IN_CHANNELS)}
+    for field, (low, high) in limits.items():
+        value = config.get(field, low)
+        if type(value) is not int or not low <= value <= high:
+            raise WeightsError(f"{where}: sidecar declares {field}={value!r}, beyond the limit "
+                               f"(allowed: {low} to {high})")
+    scale = config.get("scale", 4)
+    if type(scale) is not int or scale not in SCALES:
+        raise WeightsError(f"{where}: sidecar declares scale={scale!r}; the scale must be one of "
+                           f"{', '.join(map(str, SCALES))}")
+    try:
+        return GeneratorConfig(**config)
+    except (TypeError, ValueError) as e:
+        raise WeightsError(f"{where}: sidecar config {config} is not a generator config ({e})") from None
 
 
 def _sniff_pickle(path: Path) -> str:
@@ -182,7 +211,7 @@ def _sniff_pickle(path: Path) -> str:
     return ""
 
 
-def _read_tensors(st_path: Path, meta: dict) -> dict[str, torch.Tensor]:
+def read_tensors(st_path: Path, meta: dict) -> dict[str, torch.Tensor]:
     """The tensors of a file whose sha256 matches its sidecar; checked before parsing anything."""
     from safetensors import SafetensorError
     from safetensors.torch import load_file
@@ -235,211 +264,25 @@ def list_bundled(kind: str | None = "generator") -> list[str]:
     return names
 
 
-def read_weights(source: str | Path, *, timeout: float = HUB_TIMEOUT_S) -> tuple[dict[str, torch.Tensor], dict]:
+def read_weights(source: str | Path, *, timeout: float | None = None) -> tuple[dict[str, torch.Tensor], dict]:
     """Tensors and sidecar of a local path, bundled name or hf:// reference, sha256 verified.
 
-    Raises WeightsError (HubError for Hub failures); never falls back (that is load_generator's
-    policy, for the app's sake).
+    `timeout`: the Hub deadline in seconds (None: hub.HUB_TIMEOUT_S). Raises WeightsError
+    (hub.HubError for Hub failures); never falls back (that is load_generator's policy).
     """
     tensors, meta, _, _ = _read_any(source, timeout=timeout)
     return tensors, meta
 
 
-def _read_any(source: str | Path, *, timeout: float) -> tuple[dict[str, torch.Tensor], dict, Path, str | None]:
+def _read_any(source: str | Path, *, timeout: float | None) -> tuple[dict[str, torch.Tensor], dict, Path, str | None]:
     _refuse_pickle(source)
     if isinstance(source, str) and source.startswith(HUB_PREFIX):
-        return _read_hub(source, timeout=timeout)
+        from . import hub  # lazily: only Hub sources need huggingface_hub
+
+        return hub.read_hub(source, **({"timeout": timeout} if timeout is not None else {}))
     st_path, json_path = _local_pair(source)
-    meta = _read_sidecar(json_path)
-    return _read_tensors(st_path, meta), meta, st_path, None
-
-
-# ---------------------------------------------------------------------------------------------
-# The Hub
-
-
-@dataclass(frozen=True)
-class HubRef:
-    repo_id: str  # owner/repo
-    stem: str  # path inside the repo, without suffix
-    revision: str
-
-    @property
-    def files(self) -> tuple[str, str]:
-        return self.stem + ".json", self.stem + ".safetensors"
-
-
-def parse_hub_ref(ref: str) -> HubRef:
-    """`hf://owner/repo/path/NAME[@revision]` -> HubRef; the path may end in .safetensors/.json."""
-    if not ref.startswith(HUB_PREFIX):
-        raise WeightsError(f"{ref}: a Hub reference starts with {HUB_PREFIX}")
-    body, _, revision = ref[len(HUB_PREFIX):].partition("@")
-    parts = [p for p in body.split("/") if p]
-    if len(parts) < 3 or (revision == "" and "@" in ref) or any(p in (".", "..") for p in parts):
-        raise WeightsError(f"{ref}: expected hf://owner/repo/path/NAME[@revision]")
-    return HubRef("/".join(parts[:2]), str(_stem("/".join(parts[2:]))), revision or DEFAULT_HUB_REVISION)
-
-
-class _QuietHubLogs(logging.Filter):
-    """huggingface_hub logs a warning per retry; during our own downloads (in threads we name)
-    those are demoted to debug lines of ours, so a failure reaches the user as one warning."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        if record.threadName.startswith(_WORKER_PREFIX) and record.levelno <= logging.WARNING:
-            log.debug("huggingface_hub: %s", record.getMessage())
-            return False
-        return True
-
-
-_WORKER_PREFIX = "srgan-hub-fetch"
-_quiet_installed = False
-
-
-def _install_quiet_hub_logs() -> None:
-    global _quiet_installed
-    if not _quiet_installed:
-        for name in ("huggingface_hub.file_download", "huggingface_hub.utils._http"):
-            logging.getLogger(name).addFilter(_QuietHubLogs())
-        _quiet_installed = True
-
-
-def _with_deadline(fn: Callable[[], T], timeout: float, what: str) -> T:
-    """Run fn in a worker thread and give up waiting after `timeout` seconds.
-
-    huggingface_hub bounds each socket read but retries and resumes on its own, so a server that
-    trickles bytes or keeps cutting the connection could hold a caller for minutes. The worker is
-    left to finish or fail by itself; whatever it leaves in the cache is verified on every load.
-    """
-    box: dict[str, Any] = {}
-
-    def run() -> None:
-        try:
-            box["value"] = fn()
-        except BaseException as e:  # handed to the caller below
-            box["error"] = e
-
-    worker = threading.Thread(target=run, name=f"{_WORKER_PREFIX}-{what}", daemon=True)
-    worker.start()
-    worker.join(timeout)
-    if worker.is_alive():
-        raise HubError(f"{what}: no complete answer from the Hub within {timeout:g} s")
-    if "error" in box:
-        raise box["error"]
-    return box["value"]
-
-
-def _describe(error: BaseException, endpoint: str) -> str:
-    """One line for a Hub failure, whatever transport huggingface_hub happens to use."""
-    from huggingface_hub import errors as hf_errors
-
-    names = {c.__name__ for c in type(error).__mro__}
-    status = getattr(getattr(error, "response", None), "status_code", None)
-    first_line = (str(error).strip().splitlines() or [type(error).__name__])[0]
-    if isinstance(error, (hf_errors.RepositoryNotFoundError, hf_errors.RevisionNotFoundError)) or (
-        isinstance(error, hf_errors.EntryNotFoundError) and status == 404
-    ):
-        return f"not found on the Hub (HTTP 404: {type(error).__name__})"
-    if isinstance(error, hf_errors.OfflineModeIsEnabled):
-        return "offline mode is on (HF_HUB_OFFLINE) and the file is not in the cache"
-    if status is not None:
-        return f"the Hub answered HTTP {status}"
-    if names & {"TimeoutException", "Timeout", "ReadTimeout", "ConnectTimeout", "TimeoutError"}:
-        return f"the Hub at {endpoint} did not answer in time"
-    if names & {"ConnectError", "ConnectionError", "ConnectionRefusedError"}:
-        return f"cannot connect to the Hub at {endpoint}"
-    if names & {"RemoteProtocolError", "ChunkedEncodingError", "IncompleteRead"} or "Consistency check" in first_line:
-        return "the connection was cut mid-download"
-    return f"{type(error).__name__}: {first_line}"
-
-
-def _evict(pointer: Path) -> None:
-    """Remove a downloaded file from the huggingface_hub cache: the snapshot entry and its blob,
-    so the next request downloads it again instead of re-linking the same bad bytes."""
-    try:
-        blob = pointer.resolve()
-        pointer.unlink(missing_ok=True)
-        if blob != pointer and blob.parent.name == "blobs":
-            blob.unlink(missing_ok=True)
-    except OSError as e:
-        log.warning("could not remove damaged cache entry %s: %s", pointer, e)
-
-
-_COMMIT = re.compile(r"[0-9a-f]{40}")
-
-
-def _hub_endpoint() -> str:
-    from huggingface_hub import constants
-
-    return (os.environ.get("HF_ENDPOINT") or constants.ENDPOINT).rstrip("/")
-
-
-def _hub_file(ref: HubRef, filename: str, revision: str, *, cache_dir: str | None, endpoint: str,
-              request_timeout: float) -> Path:
-    """One file through hf_hub_download, without its long retry loop when nothing is cached.
-
-    hf_hub_download retries a failed metadata request for minutes (60 s timeouts, backoff) when
-    the file is not cached. One bounded HEAD first tells us whether the Hub is usable; if it is
-    not, only the cache is consulted.
-    """
-    from huggingface_hub import errors as hf_errors
-    from huggingface_hub import get_hf_file_metadata, hf_hub_download, hf_hub_url
-
-    common = dict(repo_id=ref.repo_id, filename=filename, revision=revision, cache_dir=cache_dir, endpoint=endpoint)
-    if _COMMIT.fullmatch(revision):  # pinned bytes already cached: no network at all
-        try:
-            return Path(hf_hub_download(**common, local_files_only=True))
-        except hf_errors.LocalEntryNotFoundError:
-            pass
-    try:
-        get_hf_file_metadata(hf_hub_url(ref.repo_id, filename, revision=revision, endpoint=endpoint),
-                             timeout=request_timeout, endpoint=endpoint)
-    except (hf_errors.RepositoryNotFoundError, hf_errors.RevisionNotFoundError, hf_errors.EntryNotFoundError):
-        raise  # the Hub answered: the file is not there, and a cached copy must not pretend otherwise
-    except Exception as head_error:
-        try:
-            return Path(hf_hub_download(**common, local_files_only=True))
-        except hf_errors.LocalEntryNotFoundError:
-            raise head_error from None
-    return Path(hf_hub_download(**common, etag_timeout=request_timeout))
-
-
-def _read_hub(ref_text: str, *, timeout: float) -> tuple[dict[str, torch.Tensor], dict, Path, str]:
-    ref = parse_hub_ref(ref_text)
-    endpoint = _hub_endpoint()
-    cache_dir = os.environ.get("HF_HUB_CACHE") or None
-    request_timeout = min(HUB_REQUEST_TIMEOUT_S, timeout / 2)  # leaves time for the cache after a stall
-    json_name, st_name = ref.files
-    _install_quiet_hub_logs()
-
-    def fetch(filename: str, revision: str, check: Callable[[Path], T]) -> tuple[Path, T]:
-        """Download (or take from the cache) and check. A file that fails its check is removed
-        from the cache, so no damaged download stays there looking like a good one, and fetched
-        once more, in case the bad copy was an old one and the Hub is fine now."""
-        for attempt in range(2):
-            path = _hub_file(ref, filename, revision, cache_dir=cache_dir, endpoint=endpoint,
-                             request_timeout=request_timeout)
-            try:
-                return path, check(path)
-            except WeightsError as e:
-                _evict(path)
-                if attempt:
-                    why = str(e).removeprefix(f"{path}: ")
-                    raise HubError(f"{ref_text}: {filename} rejected and removed from the cache: {why}") from None
-        raise AssertionError("unreachable")
-
-    def fetch_pair() -> tuple[dict[str, torch.Tensor], dict, Path, str]:
-        json_path, meta = fetch(json_name, ref.revision, _read_sidecar)
-        # the tensor file comes from the very commit the sidecar came from, even if a branch moves
-        commit = json_path.parents[len(Path(json_name).parts) - 1].name
-        st_path, tensors = fetch(st_name, commit, lambda path: _read_tensors(path, meta))
-        return tensors, meta, st_path, commit
-
-    try:
-        return _with_deadline(fetch_pair, timeout, ref_text)
-    except HubError:
-        raise
-    except Exception as e:
-        raise HubError(f"{ref_text}: {_describe(e, endpoint)}") from e
+    meta = read_sidecar(json_path)  # the sidecar first: an absurd config is refused before any tensor
+    return read_tensors(st_path, meta), meta, st_path, None
 
 
 # ---------------------------------------------------------------------------------------------
@@ -452,10 +295,7 @@ def _build_generator(tensors: dict[str, torch.Tensor], meta: dict, where: Path) 
     kind, arch = meta.get("kind", "generator"), meta.get("architecture", "srresnet")
     if kind != "generator" or arch != "srresnet":
         raise WeightsError(f"{where}: holds {kind}/{arch} weights, not an SRResNet generator")
-    try:
-        config = GeneratorConfig(**meta.get("config", {}))
-    except (TypeError, ValueError) as e:
-        raise WeightsError(f"{where}: sidecar config {meta.get('config')} is not a generator config ({e})") from None
+    config = generator_config(meta, where)
     model = Generator(config)
     expected = model.state_dict()
     missing = sorted(set(expected) - set(tensors))
@@ -481,13 +321,14 @@ def default_generator_name() -> str | None:
     return next((n for n in DEFAULT_GENERATORS if n in bundled), None)
 
 
-def load_generator(source: str | Path | None = None, *, timeout: float = HUB_TIMEOUT_S) -> LoadedGenerator:
+def load_generator(source: str | Path | None = None, *, timeout: float | None = None) -> LoadedGenerator:
     """A ready generator (eval mode) from a path, bundled name or hf:// reference.
 
     None means the bundled default. If an hf:// source fails for any reason (Hub down, slow,
     HTTP error, damaged or mismatching download), the bundled default is loaded instead, one
     HubFallbackWarning says so, and `fallback_reason` records why: a demo should keep working
     when the network does not. Local mistakes (missing file, pickle, malformed reference) raise.
+    `timeout`: the Hub deadline in seconds (None: hub.HUB_TIMEOUT_S).
     """
     if source is None:
         return _load_default()
@@ -495,9 +336,11 @@ def load_generator(source: str | Path | None = None, *, timeout: float = HUB_TIM
     if not (isinstance(source, str) and source.startswith(HUB_PREFIX)):
         tensors, meta, path, _ = _read_any(source, timeout=timeout)
         return LoadedGenerator(_build_generator(tensors, meta, path), meta, path, str(source))
-    parse_hub_ref(source)  # a malformed reference is the caller's mistake, not the Hub's
+    from . import hub
+
+    hub.parse_hub_ref(source)  # a malformed reference is the caller's mistake, not the Hub's
     try:
-        tensors, meta, path, commit = _read_hub(source, timeout=timeout)
+        tensors, meta, path, commit = _read_any(source, timeout=timeout)
         return LoadedGenerator(_build_generator(tensors, meta, path), meta, path, source, None, commit)
     except WeightsError as e:
         reason = str(e)
@@ -519,6 +362,92 @@ def _load_default(source: str | None = None, fallback_reason: str | None = None)
         raise WeightsError(
             f"no bundled generator weights in {weights_dir()} (expected one of {', '.join(DEFAULT_GENERATORS)})"
         )
-    tensors, meta, path, _ = _read_any(weights_dir() / name, timeout=HUB_TIMEOUT_S)
+    tensors, meta, path, _ = _read_any(weights_dir() / name, timeout=None)
     model = _build_generator(tensors, meta, path)
     return LoadedGenerator(model, meta, path, source or name, fallback_reason)
+
+
+# ---------------------------------------------------------------------------------------------
+# Perception-distortion control: network interpolation
+
+
+STRENGTH_STEP = 0.01  # load_interpolated caches one blend per step of strength
+_CACHE_SIZE = 8  # blends (and as many loaded end points) kept; a 12 x 48 generator is ~3 MB
+_cache: OrderedDict[tuple, LoadedGenerator] = OrderedDict()
+_cache_lock = threading.Lock()
+
+
+def check_strength(strength: object) -> float:
+    """`strength` as a float in [0, 1]; anything else (NaN, infinities, text) is a ValueError."""
+    try:
+        s = float(strength)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        s = math.nan
+    if not 0.0 <= s <= 1.0:  # NaN fails this too
+        raise ValueError(f"strength must be a number from 0 (the PSNR model) to 1 (the GAN model), got {strength!r}")
+    return s
+
+
+def interpolate_generators(psnr: LoadedGenerator, gan: LoadedGenerator, strength: float) -> LoadedGenerator:
+    """theta = (1 - s) * theta_psnr + s * theta_gan, for every float tensor (BatchNorm's running
+    statistics included): one knob from the smooth, high-PSNR model (0) to the sharp GAN (1).
+
+    Why blending weights works: the GAN stage is fine-tuned from the PSNR model, so the two sit in
+    one basin and the straight line between them gives models in between (Wang et al., ESRGAN,
+    2018, "network interpolation"). 0 and 1 give the end models' tensors bit for bit. Both must
+    have one architecture (the same config); otherwise WeightsError says how they differ.
+    The inputs are only read.
+    """
+    s = check_strength(strength)
+    a, b = psnr.model.config.to_dict(), gan.model.config.to_dict()
+    if a != b:
+        diff = ", ".join(f"{k} {a[k]!r} vs {b[k]!r}" for k in a if a[k] != b[k])
+        raise WeightsError(f"cannot blend {psnr.name} with {gan.name}: different architectures ({diff}); "
+                           "network interpolation needs two models of one config, the GAN fine-tuned from the other")
+    ta, tb = psnr.model.state_dict(), gan.model.state_dict()
+    if s in (0.0, 1.0):  # exact end points, not 1.0 * a + 0.0 * b
+        blended = {k: v.clone() for k, v in (ta if s == 0.0 else tb).items()}
+    else:
+        blended = {k: (1 - s) * v + s * tb[k] if v.is_floating_point() else v.clone() for k, v in ta.items()}
+    model = Generator(psnr.model.config)
+    model.load_state_dict(blended, strict=True)
+    meta = {
+        "format": FORMAT, "kind": "generator", "architecture": "srresnet",
+        "name": f"{psnr.name}->{gan.name}@{s:.2f}", "config": model.config.to_dict(), "scale": model.scale,
+        "interpolation": {"psnr": psnr.source, "gan": gan.source, "strength": s},
+    }
+    reasons = [r for r in (psnr.fallback_reason, gan.fallback_reason) if r]
+    return LoadedGenerator(model.eval(), meta, gan.path, f"{psnr.source}->{gan.source}@{s:g}",
+                           "; ".join(reasons) or None)
+
+
+def load_interpolated(psnr_source: str | Path = INTERPOLATION_PAIR[0], gan_source: str | Path = INTERPOLATION_PAIR[1],
+                      strength: float = 1.0) -> LoadedGenerator:
+    """The blend of two weights sources at `strength` rounded to STRENGTH_STEP, cached.
+
+    For a slider: the two end models are loaded once and each blend is made once (both kept in a
+    small LRU cache), so moving the slider costs one blend at most and never a reload. The result
+    is shared between callers: treat its model as read-only (the Upscaler only reads it). A Hub
+    source that fell back to the bundled default is not cached, so a later call tries the Hub again.
+    """
+    s = round(check_strength(strength) / STRENGTH_STEP) * STRENGTH_STEP
+    s = min(1.0, max(0.0, round(s, 6)))
+    key = ("blend", str(psnr_source), str(gan_source), s)
+    blend = _cached(key, lambda: interpolate_generators(
+        _cached(("load", str(psnr_source)), lambda: load_generator(psnr_source)),
+        _cached(("load", str(gan_source)), lambda: load_generator(gan_source)), s))
+    return blend
+
+
+def _cached(key: tuple, make) -> LoadedGenerator:
+    with _cache_lock:
+        if key in _cache:
+            _cache.move_to_end(key)
+            return _cache[key]
+    value = make()
+    if value.fallback_reason is None:
+        with _cache_lock:
+            _cache[key] = value
+            while len(_cache) > 2 * _CACHE_SIZE:
+                _cache.popitem(last=False)
+    return value

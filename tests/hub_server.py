@@ -13,7 +13,13 @@ Faults (set `server.fault`, optionally limited to files ending in `server.fault_
   "corrupt"    GET bodies have a block of bytes overwritten; headers describe the good file
   "wrong_sha"  the repo's .safetensors is well-formed but not the file its sidecar describes
   "truncate"   GET bodies stop halfway and the connection is closed, every time
+  "huge"       HEAD and GET advertise HUGE_BYTES (X-Linked-Size and Content-Length), as a repo
+               holding a 10 GB file would; a GET then sends the real bytes and hangs up
+  "trickle"    GET bodies are sent `trickle_chunk` bytes at a time, `trickle_interval` s apart
 and `stop()` takes the server down (connections refused) until `start()`.
+
+Bookkeeping for the tests: `requests` lists (method, path) of every request; `max_bodies` is the
+most GET bodies ever being sent at once; `aborted` counts bodies the client hung up on midway.
 """
 from __future__ import annotations
 
@@ -25,8 +31,9 @@ import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
-FAULTS = ("404", "500", "slow", "slow_body", "corrupt", "wrong_sha", "truncate")
+FAULTS = ("404", "500", "slow", "slow_body", "corrupt", "wrong_sha", "truncate", "huge", "trickle")
 STALL_S = 30.0  # how long "slow" modes stall; far past the loader's timeouts, cut short by stop()
+HUGE_BYTES = 10_000_000_000  # what "huge" advertises: 10 GB
 
 
 class HubServer:
@@ -37,6 +44,11 @@ class HubServer:
         self.fault: str | None = None
         self.fault_only: str | None = None  # a filename suffix, e.g. ".safetensors"
         self.requests: list[tuple[str, str]] = []  # (method, path) of every request answered
+        self.trickle_chunk, self.trickle_interval = 64, 0.02  # "trickle": 3.2 kB/s
+        self.bodies = 0  # GET bodies being sent now
+        self.max_bodies = 0  # the most ever sent at once
+        self.aborted = 0  # bodies the client hung up on before the end
+        self._count = threading.Lock()
         self._stop = threading.Event()
         self._httpd: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
@@ -146,7 +158,9 @@ class _Handler(BaseHTTPRequestHandler):
             return self._error(416, None, "Range Not Satisfiable")
         self.send_response(206 if start else 200)
         self.send_header("Content-Type", "application/octet-stream")
-        self.send_header("Content-Length", str(len(data) - start))
+        if fault == "huge":
+            self.send_header("X-Linked-Size", str(HUGE_BYTES))
+        self.send_header("Content-Length", str(HUGE_BYTES if fault == "huge" else len(data) - start))
         if start:
             self.send_header("Content-Range", f"bytes {start}-{len(data) - 1}/{len(data)}")
         self.send_header("Accept-Ranges", "bytes")
@@ -168,7 +182,29 @@ class _Handler(BaseHTTPRequestHandler):
             body = data[start: max(start, len(data) // 2)]  # the cut is always at the same place
             self._write(body)
             return self._drop()
-        self._write(body)
+        if fault == "huge":
+            self._write(body)
+            return self._drop()
+        self._send_body(body, trickle=fault == "trickle")
+
+    def _send_body(self, body: bytes, trickle: bool) -> None:
+        """Send a GET body (slowly under "trickle"), counting bodies in flight and abandoned ones."""
+        hub = self.hub
+        with hub._count:
+            hub.bodies += 1
+            hub.max_bodies = max(hub.max_bodies, hub.bodies)
+        try:
+            step = hub.trickle_chunk if trickle else max(1, len(body))
+            for n, i in enumerate(range(0, len(body), step)):
+                if n and hub._stop.wait(hub.trickle_interval):
+                    return  # the server is stopping
+                if not self._write(body[i:i + step]):
+                    with hub._count:
+                        hub.aborted += 1
+                    return
+        finally:
+            with hub._count:
+                hub.bodies -= 1
 
     def _error(self, status: int, code: str | None, message: str) -> None:
         body = f'{{"error": "{message}"}}'.encode()
@@ -183,12 +219,15 @@ class _Handler(BaseHTTPRequestHandler):
         if self.command != "HEAD":
             self._write(body)
 
-    def _write(self, body: bytes) -> None:
+    def _write(self, body: bytes) -> bool:
+        """Send bytes; False when the client has gone (nothing more to tell it)."""
         try:
             self.wfile.write(body)
             self.wfile.flush()
-        except OSError:  # the client gave up; nothing to tell it
+            return True
+        except OSError:
             self.close_connection = True
+            return False
 
     def _drop(self) -> None:
         """Cut the connection without finishing the answer."""

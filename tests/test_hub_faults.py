@@ -1,5 +1,7 @@
 """Every way the Hub can fail ends the same way: the bundled default, one clear warning, no
-broken file left in the cache, and the next good download succeeds.
+broken file left in the cache, and the next good download succeeds. And Hub use is bounded: a
+file advertised as too large or a sidecar declaring an absurd generator is refused before it is
+downloaded, one download runs at a time, and a download past its deadline is really stopped.
 
 The Hub is a real HTTP server on 127.0.0.1 (tests/hub_server.py) reached through
 huggingface_hub with HF_ENDPOINT pointed at it.
@@ -7,7 +9,9 @@ huggingface_hub with HF_ENDPOINT pointed at it.
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
+import threading
 import time
 import warnings
 from pathlib import Path
@@ -15,24 +19,27 @@ from pathlib import Path
 import pytest
 import torch
 
-from hub_server import HubServer
+from hub_server import HUGE_BYTES, HubServer
+from srgan_core import hub as H
 from srgan_core import weights as W
 from srgan_core.models import Generator, GeneratorConfig
 
 pytestmark = pytest.mark.timeout(90)
 TIMEOUT = 3.0  # the loader's overall Hub deadline in these tests (the app's default is larger)
+FAST, BOUNDED = TIMEOUT, 2 * TIMEOUT  # answered without waiting for the deadline / cut off by it
 
 # fault -> (words the fallback reason must contain (any of), longest the fallback may take)
 CASES = {
-    "down": (["cannot connect"], 2.0),
-    "slow": (["did not answer in time", "within"], TIMEOUT + 1.5),
-    "slow_body": (["within"], TIMEOUT + 1.5),
-    "404": (["404"], 2.0),
-    "500": (["HTTP 500"], 2.0),
-    "corrupt": (["tiny.json rejected", "not valid JSON"], 2.0),
-    "corrupt_tensors": (["tiny.safetensors rejected", "sha256"], 2.0),
-    "wrong_sha": (["sha256"], 2.0),
-    "truncate": (["cut mid-download", "within"], TIMEOUT + 1.5),
+    "down": (["cannot connect"], FAST),
+    "slow": (["did not answer in time", "within"], BOUNDED),
+    "slow_body": (["did not answer in time", "within"], BOUNDED),
+    "404": (["404"], FAST),
+    "500": (["HTTP 500"], FAST),
+    "corrupt": (["tiny.json rejected", "not valid JSON"], FAST),
+    "corrupt_tensors": (["tiny.safetensors rejected", "sha256"], FAST),
+    "wrong_sha": (["sha256"], FAST),
+    "truncate": (["cut mid-download", "within"], BOUNDED),
+    "trickle": (["within"], BOUNDED),
 }
 
 
@@ -131,3 +138,114 @@ def test_stale_broken_blob_in_cache_is_replaced(hub):
         again = W.load_generator(ref, timeout=20)
     assert not caught and again.name == "tiny" and again.fallback_reason is None
     assert broken_cache_files(hub.cache, set(hub.files.values())) == []
+
+
+# -- bounded Hub use ---------------------------------------------------------------------------------
+
+
+def cache_files(cache: Path) -> dict[Path, int]:
+    """Every file under the cache with its size (symlinks not followed)."""
+    return {p: p.lstat().st_size for p in cache.rglob("*") if not p.is_dir()} if cache.exists() else {}
+
+
+def gets(hub, suffix: str) -> list[str]:
+    return [path for method, path in hub.requests if method == "GET" and path.endswith(suffix)]
+
+
+def test_huge_file_refused_before_download(hub):
+    """A tensor file advertised at 10 GB is refused from its metadata alone: no GET is sent."""
+    hub.fault, hub.fault_only = "huge", ".safetensors"
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        loaded = W.load_generator(f"hf://{hub.repo_id}/tiny", timeout=20)
+    assert loaded.name == "srresnet_x4" and len(caught) == 1
+    reason = loaded.fallback_reason
+    assert "tiny.safetensors" in reason and f"{HUGE_BYTES / 1e9:.1f} GB" in reason, reason
+    assert f"{H.HUB_MAX_BYTES / 1e6:.1f} MB" in reason and "nothing was downloaded" in reason, reason
+    assert ("HEAD", f"/{hub.repo_id}/resolve/{hub.commit}/tiny.safetensors") in hub.requests
+    assert gets(hub, ".safetensors") == [], "the huge file was requested"
+    assert not [p for p in cache_files(hub.cache) if p.name.endswith(".incomplete")]
+
+
+def test_huge_sidecar_refused_before_download(hub):
+    hub.fault, hub.fault_only = "huge", ".json"
+    with pytest.raises(H.HubError, match=r"tiny\.json is 10\.0 GB on the Hub; the limit is 1\.0 MB"):
+        W.read_weights(f"hf://{hub.repo_id}/tiny", timeout=20)
+    assert gets(hub, ".json") == [] and gets(hub, ".safetensors") == []
+
+
+def test_oversized_generator_in_sidecar_refused_before_its_tensors(hub, monkeypatch):
+    """A sidecar declaring 100,000 blocks is refused on its numbers: the tensor file is never asked
+    for, and no Generator is ever built."""
+    from srgan_core import weights
+
+    sidecar = json.loads(hub.files["tiny.json"])
+    sidecar["config"]["blocks"] = 100_000
+    hub.add_file("tiny.json", json.dumps(sidecar).encode())
+    built = []
+    real_generator = weights.Generator
+    monkeypatch.setattr(weights, "Generator", lambda config: built.append(config) or real_generator(config))
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        loaded = W.load_generator(f"hf://{hub.repo_id}/tiny", timeout=20)
+    assert loaded.name == "srresnet_x4" and len(caught) == 1
+    assert "blocks=100000" in loaded.fallback_reason and f"0 to {W.MAX_BLOCKS}" in loaded.fallback_reason
+    assert [c.blocks for c in built] == [1], "only the bundled default may be built"
+    assert not [r for r in hub.requests if r[1].endswith(".safetensors")], "the tensor file was requested"
+
+
+def test_concurrent_loads_download_one_at_a_time(hub, tmp_path):
+    """Two loads started together, each needing its own download: their requests may overlap,
+    their downloads may not (the server counts bodies in flight)."""
+    W.save_generator(Generator(GeneratorConfig(channels=8, blocks=1)), tmp_path / "upload" / "tiny2")
+    hub.add_weights(tmp_path / "upload" / "tiny2")
+    hub.fault, hub.fault_only = "trickle", ".safetensors"
+    hub.trickle_chunk = max(1, len(hub.files["tiny.safetensors"]) // 10)  # ten pieces, ~0.2 s a file
+    results, spans = {}, {}
+    start = threading.Barrier(2)
+
+    def load(name: str) -> None:
+        start.wait()
+        t0 = time.monotonic()
+        results[name] = W.load_generator(f"hf://{hub.repo_id}/{name}", timeout=60)
+        spans[name] = (t0, time.monotonic())
+
+    threads = [threading.Thread(target=load, args=(n,)) for n in ("tiny", "tiny2")]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert {n: r.name for n, r in results.items()} == {"tiny": "tiny", "tiny2": "tiny2"}
+    assert all(r.fallback_reason is None for r in results.values())
+    assert len(gets(hub, ".safetensors")) == 2
+    (a0, a1), (b0, b1) = spans.values()
+    assert a0 < b1 and b0 < a1, "the two loads did not run at the same time; the test proves nothing"
+    assert hub.max_bodies == 1, f"{hub.max_bodies} downloads ran at once"
+
+
+def test_download_past_deadline_is_stopped_and_leaves_nothing(hub):
+    """A server trickling the tensor file far slower than the deadline allows: the call returns
+    at the deadline, the connection is closed (the server sees its client go), no partial file is
+    left in the cache, nothing keeps writing there, and no thread is left behind."""
+    hub.fault, hub.fault_only = "trickle", ".safetensors"
+    hub.trickle_chunk = 16  # 800 bytes/s: the tiny tensor file (~44 kB) would take about a minute
+    deadline_s = 2.0
+    assert len(hub.files["tiny.safetensors"]) > 10 * deadline_s * hub.trickle_chunk / hub.trickle_interval
+    before = set(threading.enumerate())
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        loaded = W.load_generator(f"hf://{hub.repo_id}/tiny", timeout=deadline_s)
+    assert loaded.name == "srresnet_x4" and f"within {deadline_s:g} s" in loaded.fallback_reason and len(caught) == 1
+    assert len(gets(hub, ".safetensors")) == 1
+
+    deadline = time.monotonic() + 20  # the server notices at its next write
+    while hub.aborted == 0 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert hub.aborted == 1 and hub.bodies == 0, "the download's connection was left open"
+    first = cache_files(hub.cache)
+    assert not [p for p in first if p.name.endswith(".incomplete")], "a partial download was left in the cache"
+    assert not [p for p in first if p.name == "tiny.safetensors"]
+    time.sleep(3 * hub.trickle_interval)
+    assert cache_files(hub.cache) == first, "something is still writing into the cache"
+    left = [t for t in set(threading.enumerate()) - before if "process_request" not in t.name]
+    assert left == [], f"threads left running: {left}"

@@ -12,6 +12,7 @@ import pytest
 import torch
 
 from hub_server import HubServer
+from srgan_core import hub as H
 from srgan_core import weights as W
 from srgan_core.models import Generator, GeneratorConfig
 
@@ -196,7 +197,7 @@ def test_hub_truncated_body_falls_back(hub):
 def test_read_weights_from_hub_raises_instead_of_falling_back(hub):
     tensors, meta = W.read_weights(f"hf://{hub.repo_id}/tiny", timeout=20)
     assert meta["name"] == "tiny" and meta["description"] == "tiny test model"
-    with pytest.raises(W.HubError, match="404"):
+    with pytest.raises(H.HubError, match="404"):
         W.read_weights(f"hf://{hub.repo_id}/missing", timeout=20)
 
 
@@ -213,5 +214,5 @@ def test_malformed_hub_reference_raises(ref, bundled):
 
 
 def test_parse_hub_ref():
-    assert W.parse_hub_ref("hf://a/b/sub/m.safetensors@abc") == W.HubRef("a/b", "sub/m", "abc")
-    assert W.parse_hub_ref("hf://a/b/m").revision == W.DEFAULT_HUB_REVISION
+    assert H.parse_hub_ref("hf://a/b/sub/m.safetensors@abc") == H.HubRef("a/b", "sub/m", "abc")
+    assert H.parse_hub_ref("hf://a/b/m").revision == H.DEFAULT_HUB_REVISION
