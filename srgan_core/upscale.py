@@ -66,7 +66,15 @@ def bicubic(image: Image.Image, scale: int = 4) -> Image.Image:
     return with_alpha(out, alpha)
 
 
-def _generator_of(source: object) -> tuple[Generator, object | None]:
+def _generator_of(source: object, strength: float | None = None) -> tuple[Generator, object | None]:
+    if strength is not None:  # a blend of a (PSNR model, GAN model) pair; None = the bundled pair
+        from srgan_core.weights import INTERPOLATION_PAIR, load_interpolated
+
+        pair = INTERPOLATION_PAIR if source is None else source
+        if not (isinstance(pair, (tuple, list)) and len(pair) == 2):
+            raise TypeError(f"with strength, the source is a (PSNR model, GAN model) pair or None; got {source!r}")
+        loaded = load_interpolated(pair[0], pair[1], strength)
+        return loaded.model, loaded
     if isinstance(source, Generator):
         return source, None
     if isinstance(getattr(source, "model", None), Generator):  # a weights.LoadedGenerator
@@ -84,6 +92,8 @@ class Upscaler:
 
     `source`: a Generator, a weights.LoadedGenerator, or anything `weights.load_generator`
     accepts (path, bundled name, hf:// reference; None = the bundled default).
+    `strength` (0..1): run `weights.load_interpolated` of the pair `source` (PSNR model, GAN
+    model; None = weights.INTERPOLATION_PAIR) instead: 0 is the PSNR model, 1 the GAN.
     `tile`: widest column strip, in input pixels; wider images are cut into strips that overlap
     by `overlap` (default: the receptive radius, which makes the seams exact).
     `band`: input rows per step (default: the whole strip when it has at most SINGLE_PASS_PIXELS,
@@ -99,8 +109,9 @@ class Upscaler:
         overlap: int | None = None,
         *,
         band: int | None = None,
+        strength: float | None = None,
     ) -> None:
-        model, self.loaded = _generator_of(source)
+        model, self.loaded = _generator_of(source, strength)
         if model.config.in_channels != 3:
             raise ValueError(f"the Upscaler runs RGB models; this one has {model.config.in_channels} input channels")
         self.config = model.config
