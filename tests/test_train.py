@@ -123,9 +123,9 @@ def test_flags_round_trip_through_the_cli():
     from srgan_core.cli import build_parser
 
     args = build_parser().parse_args(["train", *flags.split()])
-    from dataclasses import fields
+    from srgan_core.flags import config_from_args
 
-    assert TrainConfig(**{f.name: getattr(args, f.name) for f in fields(TrainConfig)}) == cfg
+    assert config_from_args(TrainConfig, args) == cfg
 
 
 def test_bad_train_flags_give_one_line(capsys, tmp_path):
@@ -165,3 +165,180 @@ def test_two_gloo_processes_equal_one_process_at_the_same_global_batch(images, t
     assert any(v.abs().sum() > 0 for v in start.values())
     # only rank 0 wrote: one metrics line per iteration
     assert len((tmp_path / "two" / "metrics.jsonl").read_text().splitlines()) == 2
+
+
+# ----------------------------------------------------------------------------- faults
+
+
+@pytest.mark.filterwarnings("ignore::UserWarning")
+def test_a_folder_with_fewer_images_than_the_batch_trains(images, tmp_path):
+    cfg = tiny(images, tmp_path / "small", batch_size=16, iterations=2, val_data=[])
+    train(cfg)  # 6 usable images, batch 16: each batch spans several epochs of the folder
+    assert (tmp_path / "small" / "generator.safetensors").exists()
+
+
+def test_train_step_updates_d_then_g_with_the_papers_weighting():
+    import torch
+
+    from srgan_core.models import Discriminator, DiscriminatorConfig, Generator, GeneratorConfig
+    from srgan_core.train import Models, train_step
+
+    torch.manual_seed(0)
+    g = Generator(GeneratorConfig(channels=8, blocks=1))
+    d = Discriminator(DiscriminatorConfig(base_channels=4, dense=8))
+    opts = {"g": torch.optim.Adam(g.parameters(), 1e-3), "d": torch.optim.Adam(d.parameters(), 1e-3)}
+    g0, d0 = [p.clone() for p in g.parameters()], [p.clone() for p in d.parameters()]
+    lr, hr = torch.rand(2, 3, 8, 8), torch.rand(2, 3, 32, 32)
+    log = train_step(Models(g, d, opts, g, d), lr, hr, TrainConfig(stage="srgan"))
+    assert log["g_loss"] == pytest.approx(log["content_loss"] + 1e-3 * log["adv_loss"], rel=1e-5)
+    assert all(not torch.equal(a, b) for a, b in zip(g0, g.parameters()))
+    assert any(not torch.equal(a, b) for a, b in zip(d0, d.parameters()))
+    only_g = train_step(Models(g, None, {"g": opts["g"]}, g, None), lr, hr, TrainConfig(stage="srresnet"))
+    assert set(only_g) == {"content_loss", "g_loss"} and only_g["g_loss"] == only_g["content_loss"]
+
+
+def _straight_and_resumed_equal(a_dir: Path, b_dir: Path) -> None:
+    a = load_file(str(a_dir / "generator.safetensors"))
+    b = load_file(str(b_dir / "generator.safetensors"))
+    assert a.keys() == b.keys()
+    for k in a:
+        assert (a[k] == b[k]).all(), k
+
+
+@pytest.mark.filterwarnings("ignore::UserWarning")
+@pytest.mark.parametrize("sig", ["SIGTERM", "SIGINT"])
+def test_a_signal_mid_run_leaves_a_checkpoint_and_resume_continues_exactly(images, tmp_path, sig):
+    """Stop a long run with a signal, then finish it two iterations later: equal to a straight run."""
+    import signal
+    import time
+
+    run = tmp_path / "signalled"
+    code = ("import sys, warnings; warnings.simplefilter('ignore')\n"
+            "from srgan_core.train import TrainConfig, train\n"
+            f"train(TrainConfig(train_data=[{str(images)!r}], out={str(run)!r}, channels=8, blocks=2, patch=32, "
+            "batch_size=4, iterations=100000, lr=1e-3, lr_min=1e-3, log_every=1, ckpt_every=100000, threads=1))\n"
+            "print('clean exit')")
+    env = dict(os.environ, PYTHONPATH=str(ROOT), OMP_NUM_THREADS="1")
+    proc = subprocess.Popen([sys.executable, "-c", code], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    metrics = run / "metrics.jsonl"
+    deadline = time.time() + 240
+    while time.time() < deadline and (not metrics.exists() or len(metrics.read_text().splitlines()) < 2):
+        assert proc.poll() is None, proc.stderr.read()[-2000:]
+        time.sleep(0.1)
+    proc.send_signal(getattr(signal, sig))
+    out, err = proc.communicate(timeout=240)
+    assert proc.returncode == 0 and "clean exit" in out, err[-2000:]
+    assert "stopped by a signal" in err
+    state = json.loads((run / "checkpoint" / "state.json").read_text())
+    k = state["iteration"]
+    assert 2 <= k < 100000
+    resumed = TrainConfig.from_json(run / "config.json")
+    resumed.iterations = k + 2  # a constant learning rate: the schedule does not depend on the length
+    train(resumed, resume=True)
+    straight = tiny(images, tmp_path / "straight", iterations=k + 2, lr=1e-3, lr_min=1e-3, val_data=[],
+                    ckpt_every=100000, log_every=1)
+    train(straight)
+    _straight_and_resumed_equal(tmp_path / "straight", run)
+
+
+@pytest.mark.filterwarnings("ignore::UserWarning")
+def test_a_crash_at_any_point_of_a_checkpoint_write_leaves_a_usable_checkpoint(images, tmp_path, monkeypatch):
+    import shutil
+
+    import torch
+
+    from srgan_core import checkpoint as ck
+    from srgan_core.models import Generator, GeneratorConfig
+
+    g = Generator(GeneratorConfig(channels=8, blocks=1))
+    opts = {"g": torch.optim.Adam(g.parameters(), 1e-3)}
+    g(torch.rand(1, 3, 8, 8)).mean().backward()
+    opts["g"].step()
+    base = tmp_path / "base"
+    ck.save_checkpoint(base, 1, g, None, None, opts)
+
+    calls = {"n": 0, "fail_at": None}
+
+    class Crash(Exception):
+        pass
+
+    def crashing(fn):
+        def wrapped(*a, **kw):
+            calls["n"] += 1
+            if calls["n"] == calls["fail_at"]:
+                raise Crash(f"crash at step {calls['n']}")
+            return fn(*a, **kw)
+        return wrapped
+
+    for name, fn in (("save_file", ck.save_file), ("_fsync", ck._fsync)):
+        monkeypatch.setattr(ck, name, crashing(fn))
+    monkeypatch.setattr(ck.os, "replace", crashing(os.replace))
+    monkeypatch.setattr(ck.shutil, "rmtree", crashing(shutil.rmtree))
+    monkeypatch.setattr(Path, "symlink_to", crashing(Path.symlink_to))
+    run = tmp_path / "count"
+    shutil.copytree(base, run, symlinks=True)
+    ck.save_checkpoint(run, 2, g, None, None, opts)  # count the steps of a whole write
+    steps = calls["n"]
+    assert steps >= 6
+    seen = set()
+    for fail_at in range(1, steps + 1):
+        run = tmp_path / f"crash{fail_at}"
+        shutil.copytree(base, run, symlinks=True)
+        calls.update(n=0, fail_at=fail_at)
+        with pytest.raises(Crash):
+            ck.save_checkpoint(run, 2, g, None, None, opts)
+        calls["fail_at"] = None
+        found = ck.latest_checkpoint(run)
+        assert found is not None, f"no checkpoint after a crash at step {fail_at}"
+        fresh = Generator(GeneratorConfig(channels=8, blocks=1))
+        fresh_opts = {"g": torch.optim.Adam(fresh.parameters(), 1e-3)}
+        assert ck.load_checkpoint(found, fresh, None, None, fresh_opts) == found.iteration
+        seen.add(found.iteration)
+    assert seen == {1, 2}  # early crashes keep the old one, late ones already have the new one
+
+
+@pytest.mark.filterwarnings("ignore::UserWarning")
+def test_resuming_a_finished_run_changes_nothing(images, tmp_path):
+    cfg = tiny(images, tmp_path / "done", iterations=2)
+    train(cfg)
+    run = tmp_path / "done"
+    before = {p.name: p.read_bytes() for p in run.iterdir() if p.is_file()}
+    assert json.loads(before["generator.json"])["metrics"]
+    result = train(TrainConfig.from_json(run / "config.json"), resume=True)
+    assert result == json.loads(before["generator.json"])["metrics"]
+    assert {p.name: p.read_bytes() for p in run.iterdir() if p.is_file()} == before
+
+
+def test_resume_without_a_checkpoint_says_so(images, tmp_path):
+    cfg = tiny(images, tmp_path / "never")
+    with pytest.raises(FileNotFoundError, match="no complete checkpoint"):
+        train(cfg, resume=True)
+
+
+def test_config_files_with_unknown_keys_are_refused_by_name(tmp_path):
+    path = tmp_path / "config.json"
+    path.write_text(json.dumps({"iterations": 5, "learning_rate": 1e-3}))
+    with pytest.raises(ValueError, match="learning_rate"):
+        TrainConfig.from_json(path)
+
+
+@pytest.mark.filterwarnings("ignore::UserWarning")
+def test_under_torchrun_every_rank_stops_at_the_same_iteration_on_the_time_limit(images, tmp_path):
+    """Rank 0 validates on every iteration, so its clock runs ahead; both must still stop together."""
+    common = ["--train-data", str(images), "--val-data", str(images), "--channels", "8", "--blocks", "2",
+              "--patch", "32", "--batch-size", "4", "--iterations", "100000", "--threads", "1",
+              "--no-batch-norm", "--log-every", "1", "--val-every", "1", "--ckpt-every", "100000",
+              "--max-minutes", "0.15", "--out", str(tmp_path / "two")]
+    env = dict(os.environ, PYTHONPATH=str(ROOT), OMP_NUM_THREADS="1")
+    launcher = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2",
+                "--master_addr", "127.0.0.1", "--master_port", str(_free_port())]
+    multi = subprocess.run([*launcher, "-m", "srgan_core", "train", *common], env=env, capture_output=True,
+                           text=True, timeout=400)
+    assert multi.returncode == 0, multi.stderr[-3000:]
+    import re
+
+    stops = dict((int(r), int(i)) for i, r in re.findall(r"at iteration (\d+) \(rank (\d)\)", multi.stderr))
+    assert set(stops) == {0, 1}, multi.stderr[-3000:]
+    assert stops[0] == stops[1]
+    state = json.loads((tmp_path / "two" / "checkpoint" / "state.json").read_text())
+    assert state["iteration"] == stops[0]
