@@ -1,0 +1,69 @@
+"""model_card: the card's rows and words, read from the weights' own files."""
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from srgan_core import model_card
+from srgan_core.models import Generator, GeneratorConfig
+from srgan_core.weights import WEIGHTS_DIR, save_generator
+
+TRAINING = {"stage": "srgan", "data": ["T91", "BSDS200"], "iterations": 300, "batch_size": 16, "patch": 96,
+            "content_loss": "mse", "wall_time_s": 4145.4, "final_d_loss": 0.69,
+            "command": "python -m srgan_core train --stage srgan " + "--a-long-flag value " * 20}
+
+
+@pytest.fixture
+def folder(tmp_path, monkeypatch):
+    torch.manual_seed(0)
+    save_generator(Generator(GeneratorConfig(channels=8, blocks=1)), tmp_path / "srgan_x4", description="tiny test model.",
+                   training=TRAINING, metrics={"Set5": {"psnr": 30.271, "ssim": 0.85321, "gradient_ratio": 0.84},
+                                               "Set14@phone_jpeg": {"psnr": 25.0, "ssim": 0.7, "detail": 0.9, "niqe": 5.123}})
+    log = [{"iteration": i, "validation": {"Set5": {"psnr": 29 + i / 100}}} for i in (100, 200)]
+    (tmp_path / "srgan_x4.metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in log))
+    monkeypatch.setenv("SRGAN_WEIGHTS_DIR", str(tmp_path))
+    return tmp_path
+
+
+def test_rows_from_the_sidecar_with_references(folder):
+    card = model_card.read_card(["srgan_x4"], {"srgan_x4": "SRGAN"}.get, toy=None)
+    assert card.headers == model_card.HEADERS + [model_card.NIQE_HEADER]
+    rows = {(r[0], r[1]): r for r in card.rows}
+    assert rows[("SRGAN", "Set5")][2:] == [30.27, 0.8532, 0.84, None]
+    assert rows[("SRGAN", "Set14, phone_jpeg")][2:] == [25.0, 0.7, 0.9, 5.12]
+    assert rows[("SRResNet, paper (reference)", "Set5")][2] == 32.05
+    assert [r[1] for r in card.rows] == sorted(r[1] for r in card.rows)
+    assert card.curves == {"SRGAN on Set5": ([100, 200], [30.0, 31.0])}
+
+
+def test_no_niqe_column_without_niqe(folder, monkeypatch, tmp_path_factory):
+    other = tmp_path_factory.mktemp("w")
+    save_generator(Generator(GeneratorConfig(channels=8, blocks=1)), other / "srgan_x4", metrics={"Set5": {"psnr": 20.0, "ssim": 0.5}})
+    monkeypatch.setenv("SRGAN_WEIGHTS_DIR", str(other))
+    card = model_card.read_card(["srgan_x4"], toy=None)
+    assert card.headers == model_card.HEADERS and all(len(r) == len(card.headers) for r in card.rows)
+
+
+def test_plain_words_not_training_jargon(folder):
+    text = model_card.read_card(["srgan_x4"], toy=None).markdown
+    for words in ("training steps: 300", "training crops: 96×96 px", "training time: 1 h 9 min", "images per step: 16",
+                  "adversarial", "mean squared pixel error", "```\npython -m srgan_core train"):
+        assert words in text, words
+    for jargon in ("stage:", "patch:", "wall time s", "iterations", "final d loss"):
+        assert jargon not in text, jargon
+
+
+def test_bundled_toy_generator_is_described(folder):
+    for f in WEIGHTS_DIR.glob("toygan_default.*"):
+        (folder / f.name).write_bytes(f.read_bytes())
+    text = model_card.read_card(["srgan_x4"]).markdown
+    assert "### Toy generator (`weights/toygan_default`)" in text and "training steps: 30,000" in text
+
+
+def test_empty_folder(tmp_path, monkeypatch):
+    monkeypatch.setenv("SRGAN_WEIGHTS_DIR", str(tmp_path))
+    card = model_card.read_card([], toy=None)
+    assert "No bundled super-resolution weights" in card.markdown
+    assert {r[0] for r in card.rows} == {"Bicubic (reference)", "SRResNet, paper (reference)"}

@@ -1,0 +1,122 @@
+"""sr_job: the app's SR requests without a browser: files, estimates, streamed rows, the buttons."""
+from __future__ import annotations
+
+import sys
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from srgan_core import sr_job
+from srgan_core.models import Generator, GeneratorConfig
+from srgan_core.upscale import Upscaler, bicubic
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from app_server import make_weights  # noqa: E402
+
+LABELS = {"srgan_x4": "SRGAN", "srresnet_x4": "SRResNet"}
+
+
+def noise_image(w: int, h: int, seed: int = 0) -> Image.Image:
+    return Image.fromarray(np.random.default_rng(seed).integers(0, 256, (h, w, 3), dtype=np.uint8))
+
+
+def tiny_upscaler(band: int | None = None) -> Upscaler:
+    torch.manual_seed(0)
+    return Upscaler(Generator(GeneratorConfig(channels=8, blocks=1)), band=band)
+
+
+def test_write_png_gives_every_call_its_own_whole_file(tmp_path):
+    image = noise_image(300, 200)
+    with ThreadPoolExecutor(12) as pool:
+        paths = list(pool.map(lambda _: sr_job.write_png(image, tmp_path, "same"), range(12)))
+    assert len(set(paths)) == 12
+    for p in paths:
+        assert Path(p).name == "same.png"
+        with Image.open(p) as im:
+            assert im.format == "PNG" and np.array_equal(np.asarray(im), np.asarray(image))
+    assert not list(tmp_path.glob("*/.*partial"))
+
+
+def test_rate_meter():
+    meter = sr_job.RateMeter(weight=0.5)
+    assert meter.estimate("m", 100) is None
+    meter.update("m", 100, 1.0)
+    assert meter.estimate("m", 200) == pytest.approx(2.0)
+    meter.update("m", 100, 3.0)
+    assert meter.estimate("m", 100) == pytest.approx(2.0)
+    up = tiny_upscaler()
+    meter.calibrate(up, side=16)
+    assert meter.estimate(up.name, 256) > 0
+
+
+def test_stream_shows_rows_before_the_end_and_ends_with_the_exact_output():
+    up = tiny_upscaler(band=4)
+    image = noise_image(40, 64)
+    base = bicubic(image, 4)
+    frames = list(sr_job.stream_upscale(up, image, base, every_s=0.0))
+    assert frames[-1].done and not any(f.done for f in frames[:-1])
+    assert np.array_equal(np.asarray(frames[-1].image), np.asarray(up.upscale(image)))
+    partial = [f for f in frames if not f.done]
+    assert partial, "no partial frame"
+    fractions = [f.fraction for f in partial]
+    assert fractions == sorted(fractions) and 0 < fractions[0] < 1
+    f = partial[0]
+    rows = round(f.fraction * base.height)
+    got = np.asarray(f.image)
+    assert np.array_equal(got[rows:], np.asarray(base)[rows:])  # not done yet: bicubic
+    assert np.array_equal(got[:rows], np.asarray(frames[-1].image)[:rows])  # done: the model's rows
+
+
+def test_stream_raises_the_models_error():
+    class Broken:
+        name = "broken"
+
+        def upscale(self, image, on_rows=None):
+            raise ValueError("model says no")
+
+    with pytest.raises(ValueError, match="model says no"):
+        list(sr_job.stream_upscale(Broken(), noise_image(8, 8), noise_image(32, 32), every_s=0.01))
+
+
+def test_about():
+    assert sr_job.about(0.2) == "under a second" and sr_job.about(4.6) == "about 5 s" and sr_job.about(600) == "about 10 min"
+
+
+@pytest.fixture
+def studio(tmp_path, monkeypatch):
+    monkeypatch.setenv("SRGAN_WEIGHTS_DIR", str(make_weights(tmp_path / "weights")))
+    return sr_job.Studio(tmp_path / "out", LABELS, slow_s=0.0, preview_every_s=0.0)
+
+
+def test_upscale_streams_then_finishes(studio):
+    image = noise_image(120, 90)
+    updates = list(studio.upscale(image, "pic", "srgan_x4"))
+    first, last = updates[0], updates[-1]
+    assert "about" in first.status or "under a second" in first.status  # the estimate comes first
+    assert last.table == {"headers": ["method", "time (s)"], "data": [["Bicubic", last.table["data"][0][1]],
+                                                                       ["SRGAN", last.table["data"][1][1]]]}
+    with Image.open(last.download) as out:
+        assert out.size == (480, 360) and Path(last.download).name == "pic_x4_srgan.png"
+    with Image.open(last.crops) as crops:
+        assert crops.format == "PNG" and crops.width == 2 * 288 + 8
+    left, right = (Image.open(p) for p in last.pair)
+    assert left.size == right.size == (480, 360)
+    assert "Bicubic, SRGAN" in last.status
+
+
+def test_simulate_scores_in_a_fixed_order(studio):
+    image = noise_image(96, 64)
+    for model in ("srgan_x4", "srresnet_x4"):
+        last = list(studio.simulate(image, "pic", model))[-1]
+        assert last.table["headers"] == ["method", "PSNR (dB)", "SSIM", "time (s)"]
+        assert [r[0] for r in last.table["data"]] == ["Bicubic", "SRGAN", "SRResNet"]
+        assert last.status.endswith("Bicubic, SRGAN, SRResNet, Original.")
+
+
+def test_unknown_model_refused(studio):
+    with pytest.raises(ValueError, match="Unknown model"):
+        list(studio.upscale(noise_image(8, 8), "x", "/etc/passwd"))
