@@ -31,6 +31,9 @@ import numpy as np
 from PIL import Image
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))  # run from anywhere, no install step
+from srgan_core.checks import positive_arg, whole_arg  # noqa: E402 - the project's argument checks
+
 MB = 1024 * 1024
 
 
@@ -347,7 +350,6 @@ def tiny_weights(folder: Path) -> str:
 
     import torch
 
-    sys.path.insert(0, str(ROOT))
     from srgan_core.models import Generator, GeneratorConfig
     from srgan_core.weights import WEIGHTS_DIR, save_generator
 
@@ -363,12 +365,12 @@ def tiny_weights(folder: Path) -> str:
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--url", default=None, help="a running app; default: start `python app.py` on a free port")
-    p.add_argument("--sr", type=int, default=20, help="concurrent SR requests")
-    p.add_argument("--toy", type=int, default=5, help="concurrent toy-GAN trainings")
-    p.add_argument("--sr-size", type=int, default=256, help="largest side of the SR inputs, px")
-    p.add_argument("--toy-epochs", type=int, default=2000)
+    p.add_argument("--sr", type=whole_arg(0), default=20, help="concurrent SR requests")
+    p.add_argument("--toy", type=whole_arg(0), default=5, help="concurrent toy-GAN trainings")
+    p.add_argument("--sr-size", type=whole_arg(2), default=256, help="largest side of the SR inputs, px")
+    p.add_argument("--toy-epochs", type=whole_arg(1), default=2000)
     p.add_argument("--model", default="srgan_x4", help="model choice sent with each SR request")
-    p.add_argument("--deadline", type=float, default=300.0, help="seconds before open requests are cancelled")
+    p.add_argument("--deadline", type=positive_arg, default=300.0, help="seconds before open requests are cancelled")
     p.add_argument("--tiny", action="store_true", help="when starting the app: serve tiny random-init generators "
                    "(8 channels, 1 block) instead of weights/, to measure the serving path, not the model")
     p.add_argument("--json", action="store_true", help="print the report as JSON")

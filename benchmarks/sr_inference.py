@@ -40,6 +40,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))  # run from anywhere, no install step
+from srgan_core.checks import positive_arg, whole_arg  # noqa: E402 - the project's argument checks (no torch)
 
 SIZES = (64, 128, 256, 512, 1024)
 CASES = ("naive", "bicubic", "upscaler")
@@ -349,38 +350,24 @@ def max_abs_diff(a_path: Path, b_path: Path) -> float:
     return max(float(np.abs(a[:, :, i:i + step] - b[:, :, i:i + step]).max()) for i in range(0, a.shape[2], step))
 
 
-def whole(lo: int):
-    """argparse type: a whole number >= lo, so a 0 or negative size, repeat or round count is one
-    usage line, not a traceback from a child process minutes later."""
-    def parse(text: str) -> int:
-        try:
-            value = int(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-        if value < lo:
-            raise argparse.ArgumentTypeError(f"must be {lo} or more, got {value}")
-        return value
-    return parse
-
-
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--sizes", type=whole(1), nargs="+", default=None, help=f"LR sides (default {' '.join(map(str, SIZES))})")
+    p.add_argument("--sizes", type=whole_arg(1), nargs="+", default=None, help=f"LR sides (default {' '.join(map(str, SIZES))})")
     p.add_argument("--cases", nargs="+", default=list(CASES), choices=CASES + ABLATION)
-    p.add_argument("--repeats", type=whole(1), default=3, help="timed runs per case and round, after a warm-up (default 3)")
-    p.add_argument("--budget", type=float, default=30.0, help="seconds of timed runs per case and round, at least one run")
-    p.add_argument("--rounds", type=whole(1), default=2, help="the cases of each size run in turn this many times, each "
+    p.add_argument("--repeats", type=whole_arg(1), default=3, help="timed runs per case and round, after a warm-up (default 3)")
+    p.add_argument("--budget", type=positive_arg, default=30.0, help="seconds of timed runs per case and round, at least one run")
+    p.add_argument("--rounds", type=whole_arg(1), default=2, help="the cases of each size run in turn this many times, each "
                    "in a fresh process; the median pools every run, so a burst of load on the machine hits all "
                    "cases alike (default 2)")
     p.add_argument("--quick", action="store_true", help="smoke test: LR 64 and 256, 2 repeats, no app")
     p.add_argument("--no-app", action="store_true", help="skip starting app.py for its latency")
-    p.add_argument("--app-requests", type=whole(1), default=3)
-    p.add_argument("--threads", type=whole(0), default=0, help="torch threads in every case (default: torch's choice)")
+    p.add_argument("--app-requests", type=whole_arg(1), default=3)
+    p.add_argument("--threads", type=whole_arg(0), default=0, help="torch threads in every case (default: torch's choice)")
     p.add_argument("--omp-wait-policy", choices=["inherit", "passive", "active"], default="inherit",
                    help="OMP_WAIT_POLICY for every case and the app (default: this environment's). On a "
                    "machine busy with other work, 'passive' stops idle OpenMP threads spinning at each barrier")
-    p.add_argument("--channels", type=whole(1), default=64)
-    p.add_argument("--blocks", type=whole(1), default=16)
+    p.add_argument("--channels", type=whole_arg(1), default=64)
+    p.add_argument("--blocks", type=whole_arg(1), default=16)
     p.add_argument("--json", action="store_true", help="print one JSON object instead of the table")
     p.add_argument("--case", help=argparse.SUPPRESS)  # internal: run one case in this process
     p.add_argument("--size", type=int, help=argparse.SUPPRESS)

@@ -20,18 +20,19 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run from anywhere, no install step
 
 from srgan_core import losses
+from srgan_core.checks import whole_arg
 from srgan_core.models import Discriminator, DiscriminatorConfig, Generator, GeneratorConfig
 
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--channels", type=int, default=64)
-    p.add_argument("--blocks", type=int, default=16)
-    p.add_argument("--d-channels", type=int, default=64)
-    p.add_argument("--batch-size", type=int, default=16)
-    p.add_argument("--patch", type=int, default=96)
-    p.add_argument("--iterations", type=int, default=5, help="timed iterations (after 2 warm-up ones)")
-    p.add_argument("--threads", type=int, default=0)
+    p.add_argument("--channels", type=whole_arg(1), default=64)
+    p.add_argument("--blocks", type=whole_arg(1), default=16)
+    p.add_argument("--d-channels", type=whole_arg(1), default=64)
+    p.add_argument("--batch-size", type=whole_arg(1), default=16)
+    p.add_argument("--patch", type=whole_arg(1), default=96)
+    p.add_argument("--iterations", type=whole_arg(1), default=5, help="timed iterations (after 2 warm-up ones)")
+    p.add_argument("--threads", type=whole_arg(0), default=0)
     p.add_argument("--json", action="store_true")
     args = p.parse_args()
     if args.threads:

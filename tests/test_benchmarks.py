@@ -3,7 +3,8 @@ README's Performance table cannot rot: every case in its own process, the output
 keys the README and the issue name, and the app started and timed through gradio_client.
 
 The figures themselves are not asserted (speed belongs to the benchmark, not to a unit test);
-what is asserted is that each one was measured and is a number a machine could produce.
+what is asserted is that each one was measured and is a finite number in the right order.
+benchmarks/toygan.py, the other script behind a README figure, is run the same way, briefly.
 """
 from __future__ import annotations
 
@@ -29,7 +30,7 @@ def test_sr_inference_benchmark_measures_every_case_and_the_app():
     assert set(by) == {(c, s) for c in CASES for s in SIZES}
     for (case, size), r in by.items():
         assert r["runs"] >= 2 and 0 < r["min_ms"] <= r["ms"], (case, size, r)
-        assert 0 <= r["one_off_ms"] < 60_000, (case, size, r)
+        assert r["one_off_ms"] >= 0 and math.isfinite(r["one_off_ms"]), (case, size, r)
         assert 100 < r["peak_rss_mb"] < 4096 and r["import_rss_mb"] <= r["peak_rss_mb"], (case, size, r)
         if case == "bicubic":
             assert r["gflops"] is None
@@ -52,15 +53,29 @@ def test_sr_inference_benchmark_measures_every_case_and_the_app():
     app = summary["app"]
     assert "skipped" not in app, app
     assert app["requests"] == 2
-    assert 0 < app["start_to_serving_s"] <= app["cold_start_to_first_answer_s"] < 300
-    assert 0 < app["request_256_ms"] < 60_000
+    assert 0 < app["start_to_serving_s"] <= app["cold_start_to_first_answer_s"]
+    assert app["request_256_ms"] > 0 and math.isfinite(app["request_256_ms"])
 
 
 def test_sr_inference_refuses_nonsense_counts_at_once():
-    for args, words in ((["--sizes", "0"], "--sizes: must be 1 or more, got 0"),
-                        (["--rounds", "0"], "--rounds: must be 1 or more"),
+    for args, words in ((["--sizes", "0"], "--sizes: must be a whole number, 1 or more, got 0"),
+                        (["--rounds", "0"], "--rounds: must be a whole number, 1 or more"),
                         (["--repeats", "x"], "'x' is not a whole number"),
-                        (["--app-requests", "-1"], "--app-requests: must be 1 or more")):
+                        (["--app-requests", "-1"], "--app-requests: must be a whole number, 1 or more"),
+                        (["--budget", "nan"], "--budget: must be a finite number greater than 0")):
         done = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "sr_inference.py"), *args],
                               capture_output=True, text=True, timeout=60, cwd=ROOT)
         assert done.returncode == 2 and words in done.stderr and "Traceback" not in done.stderr, done.stderr
+
+
+def test_toygan_benchmark_runs_and_reports_both_trainers():
+    done = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "toygan.py"), "--epochs", "600",
+                           "--reference-epochs", "40"], capture_output=True, text=True, timeout=300, cwd=ROOT)
+    assert done.returncode == 0, done.stderr[-2000:]
+    out = done.stdout
+    for words in ("PyTorch loop, 1 thread", "fast trainer", "speed-up over the PyTorch loop", "with snapshots every 500",
+                  "same seed, same maths", "per 30,000 epochs"):
+        assert words in out, out
+    bad = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "toygan.py"), "--epochs", "0"],
+                         capture_output=True, text=True, timeout=60, cwd=ROOT)
+    assert bad.returncode == 2 and "--epochs: must be between 1" in bad.stderr and "Traceback" not in bad.stderr
