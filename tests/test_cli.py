@@ -119,3 +119,29 @@ def test_upscale_single_file_and_bad_tile(tmp_path, tiny_weights):
     assert bad.returncode == 2 and bad.stderr.startswith("error: --tile")
     missing = cli("upscale", str(tmp_path / "nope.png"), str(tmp_path / "z.png"))
     assert missing.returncode == 2 and "nope.png" in missing.stderr
+
+
+def test_train_has_a_flag_for_every_config_field():
+    from dataclasses import fields
+
+    from srgan_core.train import TrainConfig
+
+    out = cli("train", "--help")
+    assert out.returncode == 0, out.stderr
+    text = " ".join(out.stdout.split())
+    for f in fields(TrainConfig):
+        flag = "--" + f.name.replace("_", "-")
+        assert (f"{flag}, --no-{flag[2:]}" if isinstance(f.default, bool) else f"{flag} ") in text, flag
+
+
+def test_train_refuses_bad_settings_before_training(tmp_path):
+    missing = cli("train", "--out", str(tmp_path / "run"))
+    assert missing.returncode == 2 and missing.stderr == "error: --train-data is required (one or more image folders)\n"
+    run = tmp_path / "typo"
+    run.mkdir()
+    (run / "config.json").write_text(json.dumps({"iterations": 10, "lr_mn": 1e-5}))
+    typo = cli("train", "--resume", str(run))
+    assert typo.returncode == 2 and typo.stderr.count("\n") == 1 and "'lr_mn'" in typo.stderr and "lr_min" in typo.stderr
+    elsewhere = cli("train", "--resume", str(run), "--out", str(tmp_path / "other"))
+    assert elsewhere.returncode == 2 and "--resume continues the run in its own folder" in elsewhere.stderr
+    assert not (tmp_path / "run").exists() and not (tmp_path / "other").exists()
