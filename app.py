@@ -11,6 +11,7 @@ import argparse
 import functools
 import json
 import logging
+import os
 import tempfile
 import threading
 import uuid
@@ -32,7 +33,12 @@ MAX_KS_N, CURVE_TRIALS = 5_000, 200
 CURVE_SIZES = [n for n in (10, 20, 50, 100, 200, 500, 1000, 2000, 5000) if n <= MAX_KS_N]  # the n slider's range
 LABELS = {"srgan_x4": "SRGAN", "srresnet_x4": "SRResNet"}
 # results go inside gradio's own cache folder, so they are served as they are, not copied again
-studio = sr_job.Studio(Path(tempfile.gettempdir()) / "gradio" / "srgan-studio", LABELS, SCALE)
+# SRGAN_APP_SLOW_S / SRGAN_APP_PREVIEW_S: when a job first says how long it will take, and how often
+# rows are shown while it runs (seconds); tests lower them to see the stream with tiny models
+studio = sr_job.Studio(Path(os.environ.get("GRADIO_TEMP_DIR") or Path(tempfile.gettempdir()) / "gradio") / "srgan-studio",
+                       LABELS, SCALE,
+                       slow_s=float(os.environ.get("SRGAN_APP_SLOW_S", 2.0)),
+                       preview_every_s=float(os.environ.get("SRGAN_APP_PREVIEW_S", 1.5)))
 log = logging.getLogger("srgan-studio")
 _stops: dict[str, threading.Event] = {}  # toy trainings by session token: Stop sets the event
 
@@ -185,7 +191,7 @@ distribution and the target (the **KS statistic**); the **p-value** is how often
 chance if the input were still U(0, 1). Below α = 0.05 the batch is **flagged**. The detection curve shows how often
 the check fires as n grows, on clean input (false alarms) and on the chosen input (power)."""
 CSS = """
-#sr-status, #toy-line, #ks-line { min-height: 2.5em; }
+#sr-status { min-height: 4.5em; } #toy-line, #ks-line { min-height: 2.5em; }
 .sr-error { color: #b71c1c; background: #ffebee; border-radius: 6px; padding: 4px 8px; }
 .verdict.flagged h3 { color: #c62828; } .verdict.passes h3 { color: #2e7d32; }
 #card-text pre, #card-text code { white-space: pre-wrap; overflow-wrap: anywhere; }
@@ -205,7 +211,10 @@ def build_app() -> gr.Blocks:
                 with gr.Row():
                     with gr.Column(scale=2, min_width=300):
                         image_in = gr.Image(label="Input image", type="filepath", image_mode=None, height=260,
-                                            sources=["upload", "clipboard"], elem_id="sr-input")
+                                            sources=["upload", "clipboard"], elem_id="sr-input", render=False)
+                        examples = gr.Examples([[str(p)] for p in sorted(EXAMPLES.glob("*.png"))], inputs=[image_in],
+                                               label="Try an example (public domain / CC0 photos): a click runs Upscale")
+                        image_in.render()
                         model = gr.Dropdown([], label="Model", allow_custom_value=True,
                                             info="bundled weights, or a Hub reference hf://owner/repo/name")
                         with gr.Row():
@@ -217,10 +226,9 @@ def build_app() -> gr.Blocks:
                                                 show_label=False, elem_id="sr-slider")
                         crops = gr.Image(type="filepath", show_label=False, format="png", elem_id="sr-crops",
                                          buttons=["download", "fullscreen"])
-                        scores = gr.Dataframe(interactive=False, show_label=False, elem_id="sr-scores")
+                        scores = gr.Dataframe(headers=["method", "time (s)"], interactive=False, show_label=False,
+                                              elem_id="sr-scores")
                         download = gr.File(label="The model's output (PNG)", height=80)
-                examples = gr.Examples([[str(p)] for p in sorted(EXAMPLES.glob("*.png"))], inputs=[image_in],
-                                       label="Examples (public domain / CC0 photographs): a click runs Upscale")
                 sr_out = [status, slider, scores, crops, download]
                 sr_io = dict(inputs=[image_in, model], outputs=sr_out, preprocess=False, show_progress_on=[status],
                              concurrency_limit=SR_CONCURRENCY, concurrency_id="sr")

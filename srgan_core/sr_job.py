@@ -32,6 +32,8 @@ from srgan_core.metrics import psnr, ssim
 from srgan_core.upscale import Upscaler, bicubic
 
 PNG_LEVEL = 1  # zlib level: a 1024x1024 photo in ~40 ms instead of ~300 ms at Pillow's 6, ~10 % larger
+PREVIEW_SIDE = 1280  # partial results are sent at most this large: they are looked at, not downloaded
+MIN_MEASURED_PIXELS = 128 * 128  # smaller runs do not teach the RateMeter anything
 KEEP_S = 3600  # results are kept this long: a long-running server must not fill its disk
 
 
@@ -69,18 +71,27 @@ class RateMeter:
         self.weight = weight
 
     def update(self, model: str, pixels: int, seconds: float) -> None:
-        rate = seconds / max(1, pixels)
+        if pixels < MIN_MEASURED_PIXELS:  # mostly per-call overhead: it would inflate the rate
+            return
+        rate = seconds / pixels
         with self._lock:
             old = self._rates.get(model)
             self._rates[model] = rate if old is None else (1 - self.weight) * old + self.weight * rate
 
-    def calibrate(self, up: Upscaler, side: int = 64) -> None:
-        """Time a `side`-pixel square once, unless this model has a rate already."""
+    def calibrate(self, up: Upscaler, sides: tuple[int, int] = (32, 96)) -> None:
+        """Time two small squares once (after a warm-up call), unless this model has a rate:
+        the difference is the cost per pixel without the per-call overhead, which would make a
+        single small run predict minutes for a large image."""
         if up.name in self._rates:
             return
-        t0 = time.perf_counter()
-        up.upscale(Image.new("RGB", (side, side), (128, 128, 128)))
-        self.update(up.name, side * side, time.perf_counter() - t0)
+        times = []
+        for side in (16, *sides):
+            t0 = time.perf_counter()
+            up.upscale(Image.new("RGB", (side, side), (128, 128, 128)))
+            times.append(time.perf_counter() - t0)
+        a, b = sides
+        with self._lock:
+            self._rates.setdefault(up.name, max(times[2] - times[1], 1e-6) / (b * b - a * a))
 
     def estimate(self, model: str, pixels: int) -> float | None:
         """Seconds for an input of `pixels` pixels, or None before any measurement."""
@@ -235,10 +246,13 @@ class Studio:
             self._models[source] = up
         return up, ""
 
-    def _overview(self, left: Image.Image, right: Image.Image, right_name: str, box: compare.Box) -> tuple[str, str]:
-        """The slider's pair as files: both sides labelled, the crops' region outlined."""
-        return (write_png(compare.label(compare.mark(left, box), "Bicubic", "left"), self.out_dir, "bicubic"),
-                write_png(compare.label(compare.mark(right, box), right_name, "right"), self.out_dir, "model"))
+    def _side(self, image: Image.Image, name: str, side: str, box: compare.Box, preview: bool = False) -> str:
+        """One side of the slider as a file: named in its corner, the crops' region outlined; a
+        preview is shrunk by a whole factor to at most PREVIEW_SIDE (a 10 MP PNG every second
+        would cost more than the model)."""
+        image = compare.label(compare.mark(image, box), name, side)
+        factor = -(-max(image.size) // PREVIEW_SIDE)
+        return write_png(image.reduce(factor) if preview and factor > 1 else image, self.out_dir, side)
 
     def upscale(self, image: Image.Image, stem: str, source: str) -> Iterator[Update]:
         """Bicubic and the chosen model, `scale` times larger. Before a slow job: an estimate;
@@ -249,7 +263,7 @@ class Studio:
         t0 = time.perf_counter()
         bic = bicubic(image, s)
         box = compare.scale_box(compare.detail_box(image, self.crop // s), s)
-        times, outputs, name, sr = {"Bicubic": time.perf_counter() - t0}, {"Bicubic": bic}, "Bicubic", bic
+        times, outputs, name, left = {"Bicubic": time.perf_counter() - t0}, {"Bicubic": bic}, "Bicubic", None
         size = f"{image.width}×{image.height} → {image.width * s}×{image.height * s}"
         if up is not None:
             name = self.label(up.name)
@@ -259,11 +273,12 @@ class Studio:
                 yield Update(f"**{name}**: {size}, {about(guess)}…", warning=note or None)
             for frame in stream_upscale(up, image, bic, self.preview_every_s, self.meter):
                 if not frame.done:
-                    left = guess - frame.elapsed_s
-                    yield Update(f"**{name}**: {frame.fraction:.0%} done" + (f", {about(left)} left" if left > 1 else "")
-                                 + " (the part not done yet shows bicubic)", self._overview(bic, frame.image, name, box))
-            sr, times[name] = frame.image, frame.elapsed_s
-            outputs[name] = sr
+                    left = left or self._side(bic, "Bicubic", "left", box, preview=True)
+                    rest = guess - frame.elapsed_s
+                    yield Update(f"**{name}**: {frame.fraction:.0%} done" + (f", {about(rest)} left" if rest > 1 else "")
+                                 + " (the part not done yet shows bicubic)",
+                                 (left, self._side(frame.image, name, "right", box, preview=True)))
+            outputs[name], times[name] = frame.image, frame.elapsed_s
         elif note:
             yield Update("Bicubic only.", warning=note)
         summary = f"**{name}**: {size} in {times.get(name, 0.0):.2f} s. " + (note or f"Slider: bicubic left, {name} right.")
@@ -307,5 +322,6 @@ class Studio:
             table = {"headers": ["method", "PSNR (dB)", "SSIM", "time (s)"], "data": score(ordered, original, self.scale, times)}
             tiles = compare.crops({**ordered, "Original": original}, box, self.zoom, models)
         summary += f" Zoomed ×{self.zoom} below, the yellow box: " + ", ".join(n for _, n in tiles) + "."
-        return Update(summary, self._overview(outputs["Bicubic"], outputs[name], name, box), table,
+        pair = (self._side(outputs["Bicubic"], "Bicubic", "left", box), self._side(outputs[name], name, "right", box))
+        return Update(summary, pair, table,
                       write_png(compare.sheet(tiles), self.out_dir, "crops"), write_png(outputs[name], self.out_dir, stem))

@@ -51,13 +51,24 @@ def _answers(url: str) -> bool:
         return False
 
 
+class AppURL(str):
+    """The app's base URL; `.log` is the file the server's output goes to (read it with
+    `.log_text()` to check what the server printed)."""
+
+    log: Path
+
+    def log_text(self) -> str:
+        return self.log.read_text(errors="replace")
+
+
 @contextmanager
 def running_app(
     env: dict[str, str] | None = None,
     args: list[str] | None = None,
     timeout: float = START_TIMEOUT_S,
-) -> Iterator[str]:
-    """Run `python app.py` until the block ends; yields its base URL (http://127.0.0.1:PORT).
+) -> Iterator[AppURL]:
+    """Run `python app.py` until the block ends; yields its base URL (http://127.0.0.1:PORT) as an
+    AppURL, which also knows the server's log file.
 
     `env` adds to (or, with value "", removes from) the inherited environment. The server's
     output goes to a log file whose tail is shown if it fails to start.
@@ -76,9 +87,9 @@ def running_app(
             child_env.pop(key, None)
         else:
             child_env[key] = value
-    url = f"http://127.0.0.1:{port}"
+    url = AppURL(f"http://127.0.0.1:{port}")
     with tempfile.TemporaryDirectory(prefix="app-server-") as tmp:
-        log_path = Path(tmp) / "app.log"
+        log_path = url.log = Path(tmp) / "app.log"
         with open(log_path, "wb") as log:
             proc = subprocess.Popen(
                 [sys.executable, str(ROOT / "app.py"), *(args or [])],

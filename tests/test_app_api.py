@@ -34,7 +34,8 @@ EXAMPLE = ROOT / "examples" / "chelsea.png"
 @pytest.fixture(scope="module")
 def app_url(tmp_path_factory):
     folder = make_weights(tmp_path_factory.mktemp("weights"))
-    with running_app(env={"SRGAN_WEIGHTS_DIR": str(folder)}) as url:
+    # a job says how long it will take and streams rows whenever it takes over a tenth of a second
+    with running_app(env={"SRGAN_WEIGHTS_DIR": str(folder), "SRGAN_APP_SLOW_S": "0.1", "SRGAN_APP_PREVIEW_S": "0.1"}) as url:
         yield url
 
 
@@ -77,47 +78,72 @@ def test_help_names_the_environment_variables():
 # ----------------------------------------------------------------------------- super-resolution
 
 
+def same_share(a_path: str, b: Image.Image) -> float:
+    """Share of pixels of the file at a_path equal to image b (the overview has a box and a tag drawn on it)."""
+    a = np.asarray(Image.open(a_path).convert("RGB"))
+    return float((a == np.asarray(b.convert("RGB"))).all(2).mean())
+
+
 def test_upscale_returns_four_times_the_input(client, tmp_path):
     src = save_png(noise_image(37, 23), tmp_path / "in.png")
-    (bic_path, sr_path), download, crops, summary, _ = client.predict(
+    summary, (bic_path, sr_path), table, crops, download = client.predict(
         handle_file(src), "srgan_x4", api_name="/upscale")
-    for path in (bic_path, sr_path, download):
+    for path in (bic_path, sr_path, download, crops):
         with Image.open(path) as im:
-            assert im.size == (148, 92)
             assert im.format == "PNG"
-    # the left side of the slider is exactly the library's bicubic
-    expected = np.asarray(bicubic(Image.open(src), 4).convert("RGB"))
-    assert np.array_equal(np.asarray(Image.open(bic_path).convert("RGB")), expected)
-    labels = [c["caption"] for c in crops]
-    assert labels[0] == "Bicubic" and "SRGAN" in labels and "SRResNet" in labels
+    for path in (bic_path, sr_path, download):
+        assert Image.open(path).size == (148, 92)
+    # the slider's left side is the library's bicubic, with the crops' box and its name drawn on it
+    expected = bicubic(Image.open(src), 4)
+    assert 0.6 < same_share(bic_path, expected) < 1
+    assert same_share(download, Image.open(sr_path)) < 1  # the download is the plain output, no drawing
+    # no empty score columns: Upscale has nothing to score against
+    assert table["headers"] == ["method", "time (s)"] and [r[0] for r in table["data"]] == ["Bicubic", "SRGAN"]
     assert "37×23 → 148×92" in summary and re.search(r"in \d+\.\d\d s", summary)
+    assert summary.endswith("the yellow box: Bicubic, SRGAN.")
 
 
 def test_upscale_keeps_alpha(client, tmp_path):
     src = save_png(noise_image(16, 12, mode="RGBA"), tmp_path / "rgba.png")
-    (_, sr_path), *_ = client.predict(handle_file(src), "srresnet_x4", api_name="/upscale")
-    with Image.open(sr_path) as im:
+    *_, download = client.predict(handle_file(src), "srresnet_x4", api_name="/upscale")
+    with Image.open(download) as im:
         assert im.size == (64, 48) and im.mode == "RGBA"
 
 
+def test_large_job_says_how_long_then_streams_rows(client, tmp_path):
+    """The estimate comes first, then the slider's right side with the rows done so far."""
+    src = save_png(noise_image(500, 400), tmp_path / "big.png")
+    job = client.submit(handle_file(src), "srgan_x4", api_name="/upscale")
+    job.result(timeout=300)
+    updates = job.outputs()
+    assert len(updates) >= 3, [u[0] for u in updates]
+    assert re.search(r"(about \d+ (s|min)|under a second)…", updates[0][0])
+    partial = [u for u in updates[1:-1] if "% done" in u[0]]
+    assert partial, [u[0] for u in updates]
+    left, right = partial[0][1]
+    final = Image.open(updates[-1][-1])
+    assert Image.open(right).size == final.size == (2000, 1600)
+    assert same_share(right, final) < same_share(updates[-1][1][1], final)  # the preview was not yet the end
+
+
 def test_simulate_scores_against_the_original(client):
-    (bic_path, sr_path), download, crops, summary, table = client.predict(
-        handle_file(str(EXAMPLE)), "srgan_x4", api_name="/simulate")
+    summary, (bic_path, sr_path), table, crops, download = client.predict(
+        handle_file(str(EXAMPLE)), "srresnet_x4", api_name="/simulate")
     hr = modcrop(Image.open(EXAMPLE).convert("RGB"), 4)
-    for path in (bic_path, sr_path):
+    for path in (bic_path, sr_path, download):
         assert Image.open(path).size == hr.size
-    rows = {row[0]: row for row in table["data"]}
     assert table["headers"] == ["method", "PSNR (dB)", "SSIM", "time (s)"]
-    assert set(rows) == {"Bicubic", "SRGAN", "SRResNet"}
+    assert [row[0] for row in table["data"]] == ["Bicubic", "SRGAN", "SRResNet"]  # the same order for any choice
+    bic_row = table["data"][0]
     expected = psnr(bicubic(downscale(hr, 4), 4), hr, 4)
-    assert rows["Bicubic"][1] == pytest.approx(expected, abs=0.01)
-    assert 20 < rows["Bicubic"][1] < 40  # a plausible bicubic score for a photograph
-    assert 0 < rows["Bicubic"][2] <= 1
-    assert [c["caption"] for c in crops][-1] == "Original"
+    assert bic_row[1] == pytest.approx(expected, abs=0.01)
+    assert 20 < bic_row[1] < 40 and 0 < bic_row[2] <= 1  # a plausible bicubic score for a photograph
+    assert summary.endswith("the yellow box: Bicubic, SRGAN, SRResNet, Original.")
+    assert Image.open(crops).format == "PNG"
 
 
-@pytest.mark.parametrize("kind", ["text", "corrupt", "huge"])
-def test_bad_images_get_a_clear_message(client, tmp_path, kind):
+@pytest.mark.parametrize("kind", ["text", "corrupt", "huge", "tiny"])
+def test_bad_images_get_a_clear_message(client, app_url, tmp_path, kind):
     if kind == "text":
         path = tmp_path / "notes.png"
         path.write_text("this is not an image\n")
@@ -126,18 +152,29 @@ def test_bad_images_get_a_clear_message(client, tmp_path, kind):
         noise_image(64, 64).save(good)
         path = tmp_path / "corrupt.png"
         path.write_bytes(good.read_bytes()[: good.stat().st_size // 2])
-    else:  # a tiny file that decodes to far more pixels than the app accepts
+    elif kind == "huge":  # a tiny file that decodes to far more pixels than the app accepts
         path = tmp_path / "huge.png"
         Image.new("1", (5000, 5000)).save(path)
+    else:
+        path = save_png(noise_image(1, 1), tmp_path / "dot.png")
+    job = client.submit(handle_file(str(path)), "srgan_x4", api_name="/upscale")
     with pytest.raises(AppError) as err:
-        client.predict(handle_file(str(path)), "srgan_x4", api_name="/upscale")
+        job.result(timeout=120)
     message = str(err.value)
     assert "Traceback" not in message and len(message) > 10
+    # the page shows the message where the results go (not only in a pop-up)
+    assert any(isinstance(u[0], dict) and message in u[0]["value"] and "sr-error" in u[0]["elem_classes"]
+               for u in job.outputs()), job.outputs()
     if kind == "huge":
         assert "5000x5000" in message and f"{MAX_INPUT_SIDE}" in message and "huge.png" in message
+    # the server logs one line for a visitor's mistake, not a traceback
+    time.sleep(0.5)
+    log = app_url.log_text()
+    assert "Traceback" not in log
+    assert sum(Path(str(path)).name in line and "refused" in line for line in log.splitlines()) == 1
     # and the server goes on serving
     src = save_png(noise_image(8, 8), tmp_path / "ok.png")
-    (bic_path, _), *_ = client.predict(handle_file(src), "srgan_x4", api_name="/upscale")
+    _, (bic_path, _), *_ = client.predict(handle_file(src), "srgan_x4", api_name="/upscale")
     assert Image.open(bic_path).size == (32, 32)
 
 
@@ -151,7 +188,7 @@ def test_sr_jobs_run_one_at_a_time(app_url, tmp_path):
     """The SR events share a concurrency limit of 1: a second user's job waits in the queue."""
     running = {"PROCESSING", "PROGRESS", "ITERATING"}  # a job that has left the queue
     # big enough that the first job is still running when the second arrives, even on a quiet machine
-    src = save_png(noise_image(900, 900), tmp_path / "big.png")
+    src = save_png(noise_image(500, 400), tmp_path / "big.png")
     a, b = new_client(app_url, tmp_path / "a"), new_client(app_url, tmp_path / "b")
     first = a.submit(handle_file(src), "srgan_x4", api_name="/upscale")
     deadline = time.monotonic() + 120
@@ -266,6 +303,15 @@ def test_ks_check_flags_drift_and_passes_clean_noise(client):
         assert 0 <= r["statistic"] <= 1 and 0 <= r["p_value"] <= 1 and r["n"] == 300
         assert r["flagged"] == (r["p_value"] < 0.05)
     assert drift["flagged"] and drift["statistic"] > clean["statistic"]
+    *_, verdict, _ = client.predict("beta", 1, 5, 0.5, 300, 0, api_name="/ks_check")
+    assert "flagged" in verdict["elem_classes"] and verdict["value"].startswith("### ⚠ Flagged")  # coloured by CSS
+
+
+def test_detection_curve_covers_the_n_slider_and_explains_false_alarms(client):
+    _, note, data = client.predict("beta", 1, 5, 0.5, 0, api_name="/detection_curve")
+    assert data["sizes"][0] == 10 and data["sizes"][-1] == 5000  # the n slider's whole range
+    assert len(data["false_alarm"]) == len(data["power"]) == len(data["sizes"])
+    assert f"n = 5,000" in note and "False alarms" in note
 
 
 # ----------------------------------------------------------------------------- Hub references
@@ -286,13 +332,13 @@ def test_hub_reference_then_fallback_when_the_hub_is_down(tmp_path):
         with running_app(env=env) as url:
             client = new_client(url, tmp_path / "downloads")
             ref = f"hf://{hub.repo_id}/hub_tiny"
-            (_, sr_path), _, _, summary, table = client.predict(handle_file(src), ref, api_name="/upscale")
+            summary, (_, sr_path), table, *_ = client.predict(handle_file(src), ref, api_name="/upscale")
             assert summary.startswith("**hub_tiny**") and Image.open(sr_path).size == (48, 40)
             assert any(method == "hub_tiny" for method, *_ in table["data"])
             assert any("hub_tiny.safetensors" in path for _, path in hub.requests)
 
             hub.stop()
             other = f"hf://{hub.repo_id}/not_cached"
-            (_, sr_path), _, _, summary, _ = client.predict(handle_file(src), other, api_name="/upscale")
+            summary, (_, sr_path), *_ = client.predict(handle_file(src), other, api_name="/upscale")
             assert summary.startswith("**SRGAN**") and "unavailable" in summary and "SRGAN was used instead" in summary
             assert Image.open(sr_path).size == (48, 40)

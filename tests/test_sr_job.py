@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import sys
+import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -43,14 +44,28 @@ def test_write_png_gives_every_call_its_own_whole_file(tmp_path):
 
 def test_rate_meter():
     meter = sr_job.RateMeter(weight=0.5)
-    assert meter.estimate("m", 100) is None
-    meter.update("m", 100, 1.0)
-    assert meter.estimate("m", 200) == pytest.approx(2.0)
-    meter.update("m", 100, 3.0)
-    assert meter.estimate("m", 100) == pytest.approx(2.0)
+    big = sr_job.MIN_MEASURED_PIXELS
+    assert meter.estimate("m", big) is None
+    meter.update("m", 100, 5.0)  # a tiny run is mostly overhead: ignored
+    assert meter.estimate("m", big) is None
+    meter.update("m", big, 1.0)
+    assert meter.estimate("m", 2 * big) == pytest.approx(2.0)
+    meter.update("m", big, 3.0)
+    assert meter.estimate("m", big) == pytest.approx(2.0)
+
+
+def test_calibration_leaves_out_the_per_call_overhead():
+    """An estimate from small runs must not grow with the overhead of each call: it is close to
+    what a larger image really costs (generous margin: the machine may be busy)."""
     up = tiny_upscaler()
-    meter.calibrate(up, side=16)
-    assert meter.estimate(up.name, 256) > 0
+    meter = sr_job.RateMeter()
+    meter.calibrate(up)
+    image = noise_image(400, 300)
+    t0 = time.perf_counter()
+    up.upscale(image)
+    took = time.perf_counter() - t0
+    guess = meter.estimate(up.name, 400 * 300)
+    assert took / 5 < guess < took * 5, (guess, took)
 
 
 def test_stream_shows_rows_before_the_end_and_ends_with_the_exact_output():
