@@ -29,7 +29,7 @@ import warnings
 from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import torch
 
@@ -372,7 +372,7 @@ def _load_default(source: str | None = None, fallback_reason: str | None = None)
 
 
 STRENGTH_STEP = 0.01  # load_interpolated caches one blend per step of strength
-_CACHE_SIZE = 8  # blends (and as many loaded end points) kept; a 12 x 48 generator is ~3 MB
+_CACHE_SIZE = 16  # models kept (end points and blends); a bundled 12 x 48 generator is ~3 MB
 _cache: OrderedDict[tuple, LoadedGenerator] = OrderedDict()
 _cache_lock = threading.Lock()
 
@@ -425,21 +425,32 @@ def load_interpolated(psnr_source: str | Path = INTERPOLATION_PAIR[0], gan_sourc
                       strength: float = 1.0) -> LoadedGenerator:
     """The blend of two weights sources at `strength` rounded to STRENGTH_STEP, cached.
 
-    For a slider: the two end models are loaded once and each blend is made once (both kept in a
-    small LRU cache), so moving the slider costs one blend at most and never a reload. The result
-    is shared between callers: treat its model as read-only (the Upscaler only reads it). A Hub
-    source that fell back to the bundled default is not cached, so a later call tries the Hub again.
+    For a slider: the end models are loaded once and each blend is made once (an LRU cache keyed
+    by the files, so a replaced file is reloaded), so moving the slider never reloads a file. The
+    result is shared between callers: treat its model as read-only (the Upscaler only reads it).
+    A Hub source that fell back to the bundled default is not cached: the next call tries again.
     """
-    s = round(check_strength(strength) / STRENGTH_STEP) * STRENGTH_STEP
-    s = min(1.0, max(0.0, round(s, 6)))
-    key = ("blend", str(psnr_source), str(gan_source), s)
-    blend = _cached(key, lambda: interpolate_generators(
-        _cached(("load", str(psnr_source)), lambda: load_generator(psnr_source)),
-        _cached(("load", str(gan_source)), lambda: load_generator(gan_source)), s))
-    return blend
+    s = round(round(check_strength(strength) / STRENGTH_STEP) * STRENGTH_STEP, 6)
+    psnr_key, gan_key = _identity(psnr_source), _identity(gan_source)
+
+    def blend() -> LoadedGenerator:
+        psnr = _cached(("load", psnr_key), lambda: load_generator(psnr_source))
+        gan = _cached(("load", gan_key), lambda: load_generator(gan_source))
+        return interpolate_generators(psnr, gan, s)
+
+    return _cached(("blend", psnr_key, gan_key, s), blend)
 
 
-def _cached(key: tuple, make) -> LoadedGenerator:
+def _identity(source: str | Path) -> tuple:
+    """A cache key: the Hub reference as written, or a local file's path and modification time."""
+    _refuse_pickle(source)
+    if isinstance(source, str) and source.startswith(HUB_PREFIX):
+        return (source,)
+    st_path, _ = _local_pair(source)
+    return (str(st_path.resolve()), st_path.stat().st_mtime_ns)
+
+
+def _cached(key: tuple, make: Callable[[], LoadedGenerator]) -> LoadedGenerator:
     with _cache_lock:
         if key in _cache:
             _cache.move_to_end(key)
@@ -448,6 +459,6 @@ def _cached(key: tuple, make) -> LoadedGenerator:
     if value.fallback_reason is None:
         with _cache_lock:
             _cache[key] = value
-            while len(_cache) > 2 * _CACHE_SIZE:
+            while len(_cache) > _CACHE_SIZE:
                 _cache.popitem(last=False)
     return value

@@ -112,3 +112,52 @@ def test_unknown_config_field_refused(tmp_path):
     (tmp_path / "g.json").write_text(json.dumps(sidecar))
     with pytest.raises(W.WeightsError, match="is not a generator config"):
         W.load_generator(tmp_path / "g")
+
+
+# -- sanity limits on what a sidecar may declare ----------------------------------------------------
+
+SANE_LIMITS = {"blocks": f"0 to {W.MAX_BLOCKS}", "channels": f"1 to {W.MAX_CHANNELS}",
+               "in_channels": f"1 to {W.MAX_IN_CHANNELS}", "scale": "2, 4, 8"}
+
+
+@pytest.mark.parametrize("field, value", [
+    ("blocks", 100_000), ("blocks", -1), ("blocks", True), ("blocks", 2.5), ("channels", 100_000),
+    ("channels", 0), ("channels", "64"), ("in_channels", 1000), ("scale", 3), ("scale", 1024), ("scale", None),
+])
+def test_absurd_generator_sidecar_refused_before_any_tensor(tmp_path, monkeypatch, field, value):
+    """The sidecar's numbers are checked first: neither the tensor file nor a Generator is touched."""
+    W.save_generator(Generator(TINY), tmp_path / "g")
+    sidecar = json.loads((tmp_path / "g.json").read_text())
+    sidecar["config"][field] = value
+    (tmp_path / "g.json").write_text(json.dumps(sidecar))
+    touched = []
+    monkeypatch.setattr(W, "Generator", lambda *a, **k: touched.append("Generator"))
+    monkeypatch.setattr(W, "read_tensors", lambda *a, **k: touched.append("read_tensors"))
+    for call in (W.load_generator, W.read_weights):
+        with pytest.raises(W.WeightsError) as info:
+            call(tmp_path / "g")
+        message = str(info.value)
+        assert f"{field}={value!r}" in message and SANE_LIMITS[field] in message and "g.json" in message, message
+    assert touched == []
+
+
+def test_largest_sane_generator_is_accepted_and_fits_the_hub_limit(tmp_path):
+    """The limits admit the largest generator they name, and its tensor file is under the Hub's
+    download limit, so no legitimate sidecar points at a file the Hub transport would refuse."""
+    from srgan_core.hub import HUB_MAX_BYTES
+
+    meta = {"config": GeneratorConfig(channels=W.MAX_CHANNELS, blocks=W.MAX_BLOCKS).to_dict()}
+    config = W.generator_config(meta, tmp_path / "big.json")
+    with torch.device("meta"):  # shapes only, no memory
+        model = Generator(config)
+    size = sum(t.numel() * t.element_size() for t in model.state_dict().values())
+    assert 100e6 < size < HUB_MAX_BYTES
+
+
+def test_huge_sidecar_refused_unread(tmp_path):
+    W.save_generator(Generator(TINY), tmp_path / "g")
+    sidecar = json.loads((tmp_path / "g.json").read_text())
+    sidecar["description"] = "x" * (W.MAX_SIDECAR_BYTES + 1)
+    (tmp_path / "g.json").write_text(json.dumps(sidecar))
+    with pytest.raises(W.WeightsError, match=r"sidecar is 1,000,\d{3} bytes; the limit is 1,000,000"):
+        W.load_generator(tmp_path / "g")
