@@ -261,7 +261,7 @@ def cmd_upscale(args: argparse.Namespace) -> int:
     if args.bicubic:
         run = lambda image: up.bicubic(image, 4)  # noqa: E731
     elif args.strength is not None:
-        from srgan_core.weights import INTERPOLATION_PAIR, check_strength
+        from srgan_core.interpolate import INTERPOLATION_PAIR, check_strength
 
         check_strength(args.strength)  # before any file is loaded
         pair = tuple(given or default for given, default in zip(pair, INTERPOLATION_PAIR))

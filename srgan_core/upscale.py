@@ -68,7 +68,7 @@ def bicubic(image: Image.Image, scale: int = 4) -> Image.Image:
 
 def _generator_of(source: object, strength: float | None = None) -> tuple[Generator, object | None]:
     if strength is not None:  # a blend of a (PSNR model, GAN model) pair; None = the bundled pair
-        from srgan_core.weights import INTERPOLATION_PAIR, load_interpolated
+        from srgan_core.interpolate import INTERPOLATION_PAIR, load_interpolated
 
         pair = INTERPOLATION_PAIR if source is None else source
         if not (isinstance(pair, (tuple, list)) and len(pair) == 2):
@@ -92,8 +92,8 @@ class Upscaler:
 
     `source`: a Generator, a weights.LoadedGenerator, or anything `weights.load_generator`
     accepts (path, bundled name, hf:// reference; None = the bundled default).
-    `strength` (0..1): run `weights.load_interpolated` of the pair `source` (PSNR model, GAN
-    model; None = weights.INTERPOLATION_PAIR) instead: 0 is the PSNR model, 1 the GAN.
+    `strength` (0..1): run `interpolate.load_interpolated` of the pair `source` (PSNR model, GAN
+    model; None = interpolate.INTERPOLATION_PAIR) instead: 0 is the PSNR model, 1 the GAN.
     `tile`: widest column strip, in input pixels; wider images are cut into strips that overlap
     by `overlap` (default: the receptive radius, which makes the seams exact).
     `band`: input rows per step (default: the whole strip when it has at most SINGLE_PASS_PIXELS,

@@ -14,22 +14,16 @@ A source is one of:
   - a Hub reference: `hf://owner/repo/path/NAME[@revision]`, fetched by `srgan_core.hub`
     (bounded in time and size, verified, cached). When the Hub fails in any way,
     `load_generator` falls back to the bundled default and says so with one `HubFallbackWarning`.
-
-`interpolate_generators` blends a PSNR-trained and a GAN-trained generator of one architecture
-(the perception-distortion trade-off as one number); `load_interpolated` caches the blends.
 """
 from __future__ import annotations
 
 import hashlib
 import json
-import math
 import os
-import threading
 import warnings
-from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import torch
 
@@ -40,7 +34,6 @@ FORMAT = "srgan-studio-weights/1"
 # The bundled default: the first one present. real_x4 is trained on camera-like degradations (blur,
 # noise, JPEG) and suits photos; srgan_x4 and srresnet_x4 learned clean bicubic downscaling (renders).
 DEFAULT_GENERATORS = ("real_x4", "srgan_x4", "srresnet_x4")
-INTERPOLATION_PAIR = ("srresnet_x4", "srgan_x4")  # (PSNR model, GAN model) blended by `strength`
 PICKLE_SUFFIXES = (".pth", ".pt", ".bin", ".ckpt", ".pkl", ".pickle")
 HUB_PREFIX = "hf://"
 # The largest generator a sidecar may declare: 32 blocks of 256 channels is ~152 MB of float32
@@ -228,8 +221,9 @@ def read_tensors(st_path: Path, meta: dict) -> dict[str, torch.Tensor]:
         raise WeightsError(f"{st_path}: not a valid safetensors file ({e}).{_sniff_pickle(st_path)}") from None
 
 
-def _local_pair(source: str | Path) -> tuple[Path, Path]:
-    """Find NAME.safetensors + NAME.json for a path or a bundled name."""
+def find_local(source: str | Path) -> tuple[Path, Path]:
+    """(NAME.safetensors, NAME.json) of a local path or a bundled name; pickles are refused by name."""
+    _refuse_pickle(source)
     stem = _stem(source)
     candidates = [stem]
     if len(Path(source).parts) == 1:  # a bare name may also mean a bundled file
@@ -280,7 +274,7 @@ def _read_any(source: str | Path, *, timeout: float | None) -> tuple[dict[str, t
         from . import hub  # lazily: only Hub sources need huggingface_hub
 
         return hub.read_hub(source, **({"timeout": timeout} if timeout is not None else {}))
-    st_path, json_path = _local_pair(source)
+    st_path, json_path = find_local(source)
     meta = read_sidecar(json_path)  # the sidecar first: an absurd config is refused before any tensor
     return read_tensors(st_path, meta), meta, st_path, None
 
@@ -365,100 +359,3 @@ def _load_default(source: str | None = None, fallback_reason: str | None = None)
     tensors, meta, path, _ = _read_any(weights_dir() / name, timeout=None)
     model = _build_generator(tensors, meta, path)
     return LoadedGenerator(model, meta, path, source or name, fallback_reason)
-
-
-# ---------------------------------------------------------------------------------------------
-# Perception-distortion control: network interpolation
-
-
-STRENGTH_STEP = 0.01  # load_interpolated caches one blend per step of strength
-_CACHE_SIZE = 16  # models kept (end points and blends); a bundled 12 x 48 generator is ~3 MB
-_cache: OrderedDict[tuple, LoadedGenerator] = OrderedDict()
-_cache_lock = threading.Lock()
-
-
-def check_strength(strength: object) -> float:
-    """`strength` as a float in [0, 1]; anything else (NaN, infinities, text) is a ValueError."""
-    try:
-        s = float(strength)  # type: ignore[arg-type]
-    except (TypeError, ValueError):
-        s = math.nan
-    if not 0.0 <= s <= 1.0:  # NaN fails this too
-        raise ValueError(f"strength must be a number from 0 (the PSNR model) to 1 (the GAN model), got {strength!r}")
-    return s
-
-
-def interpolate_generators(psnr: LoadedGenerator, gan: LoadedGenerator, strength: float) -> LoadedGenerator:
-    """theta = (1 - s) * theta_psnr + s * theta_gan, for every float tensor (BatchNorm's running
-    statistics included): one knob from the smooth, high-PSNR model (0) to the sharp GAN (1).
-
-    Why blending weights works: the GAN stage is fine-tuned from the PSNR model, so the two sit in
-    one basin and the straight line between them gives models in between (Wang et al., ESRGAN,
-    2018, "network interpolation"). 0 and 1 give the end models' tensors bit for bit. Both must
-    have one architecture (the same config); otherwise WeightsError says how they differ.
-    The inputs are only read.
-    """
-    s = check_strength(strength)
-    a, b = psnr.model.config.to_dict(), gan.model.config.to_dict()
-    if a != b:
-        diff = ", ".join(f"{k} {a[k]!r} vs {b[k]!r}" for k in a if a[k] != b[k])
-        raise WeightsError(f"cannot blend {psnr.name} with {gan.name}: different architectures ({diff}); "
-                           "network interpolation needs two models of one config, the GAN fine-tuned from the other")
-    ta, tb = psnr.model.state_dict(), gan.model.state_dict()
-    if s in (0.0, 1.0):  # exact end points, not 1.0 * a + 0.0 * b
-        blended = {k: v.clone() for k, v in (ta if s == 0.0 else tb).items()}
-    else:
-        blended = {k: (1 - s) * v + s * tb[k] if v.is_floating_point() else v.clone() for k, v in ta.items()}
-    model = Generator(psnr.model.config)
-    model.load_state_dict(blended, strict=True)
-    meta = {
-        "format": FORMAT, "kind": "generator", "architecture": "srresnet",
-        "name": f"{psnr.name}->{gan.name}@{s:.2f}", "config": model.config.to_dict(), "scale": model.scale,
-        "interpolation": {"psnr": psnr.source, "gan": gan.source, "strength": s},
-    }
-    reasons = [r for r in (psnr.fallback_reason, gan.fallback_reason) if r]
-    return LoadedGenerator(model.eval(), meta, gan.path, f"{psnr.source}->{gan.source}@{s:g}",
-                           "; ".join(reasons) or None)
-
-
-def load_interpolated(psnr_source: str | Path = INTERPOLATION_PAIR[0], gan_source: str | Path = INTERPOLATION_PAIR[1],
-                      strength: float = 1.0) -> LoadedGenerator:
-    """The blend of two weights sources at `strength` rounded to STRENGTH_STEP, cached.
-
-    For a slider: the end models are loaded once and each blend is made once (an LRU cache keyed
-    by the files, so a replaced file is reloaded), so moving the slider never reloads a file. The
-    result is shared between callers: treat its model as read-only (the Upscaler only reads it).
-    A Hub source that fell back to the bundled default is not cached: the next call tries again.
-    """
-    s = round(round(check_strength(strength) / STRENGTH_STEP) * STRENGTH_STEP, 6)
-    psnr_key, gan_key = _identity(psnr_source), _identity(gan_source)
-
-    def blend() -> LoadedGenerator:
-        psnr = _cached(("load", psnr_key), lambda: load_generator(psnr_source))
-        gan = _cached(("load", gan_key), lambda: load_generator(gan_source))
-        return interpolate_generators(psnr, gan, s)
-
-    return _cached(("blend", psnr_key, gan_key, s), blend)
-
-
-def _identity(source: str | Path) -> tuple:
-    """A cache key: the Hub reference as written, or a local file's path and modification time."""
-    _refuse_pickle(source)
-    if isinstance(source, str) and source.startswith(HUB_PREFIX):
-        return (source,)
-    st_path, _ = _local_pair(source)
-    return (str(st_path.resolve()), st_path.stat().st_mtime_ns)
-
-
-def _cached(key: tuple, make: Callable[[], LoadedGenerator]) -> LoadedGenerator:
-    with _cache_lock:
-        if key in _cache:
-            _cache.move_to_end(key)
-            return _cache[key]
-    value = make()
-    if value.fallback_reason is None:
-        with _cache_lock:
-            _cache[key] = value
-            while len(_cache) > _CACHE_SIZE:
-                _cache.popitem(last=False)
-    return value

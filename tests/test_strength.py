@@ -13,6 +13,7 @@ import pytest
 import torch
 from PIL import Image
 
+from srgan_core import interpolate as I
 from srgan_core import weights as W
 from srgan_core.models import Generator, GeneratorConfig
 from srgan_core.upscale import Upscaler
@@ -20,7 +21,7 @@ from srgan_core.upscale import Upscaler
 pytestmark = pytest.mark.timeout(300)
 ROOT = Path(__file__).resolve().parent.parent
 TINY = GeneratorConfig(channels=8, blocks=2)
-BUNDLED_PAIR = all((W.WEIGHTS_DIR / f"{n}.safetensors").is_file() for n in W.INTERPOLATION_PAIR)
+BUNDLED_PAIR = all((W.WEIGHTS_DIR / f"{n}.safetensors").is_file() for n in I.INTERPOLATION_PAIR)
 needs_bundled_pair = pytest.mark.skipif(not BUNDLED_PAIR, reason="bundled srresnet_x4 / srgan_x4 not present")
 
 
@@ -28,9 +29,9 @@ needs_bundled_pair = pytest.mark.skipif(not BUNDLED_PAIR, reason="bundled srresn
 def fresh_cache(monkeypatch):
     """Each test starts with an empty blend cache, and the repository's bundled weights."""
     monkeypatch.delenv("SRGAN_WEIGHTS_DIR", raising=False)
-    W._cache.clear()
+    I._cache.clear()
     yield
-    W._cache.clear()
+    I._cache.clear()
 
 
 def noise_image(seed: int = 0, size: tuple[int, int] = (20, 14)) -> Image.Image:
@@ -78,7 +79,7 @@ def test_every_float_tensor_is_blended_and_inputs_are_untouched(tmp_path):
     a_path, b_path = tiny_pair(tmp_path)
     a, b = W.load_generator(a_path), W.load_generator(b_path)
     before = {k: v.clone() for k, v in a.model.state_dict().items()}
-    blend = W.interpolate_generators(a, b, 0.25)
+    blend = I.interpolate_generators(a, b, 0.25)
     ta, tb, tm = a.model.state_dict(), b.model.state_dict(), blend.model.state_dict()
     assert "body.0.bn1.running_mean" in tm and "body.0.bn1.running_var" in tm and "body.0.act.weight" in tm
     for k, v in tm.items():
@@ -91,7 +92,7 @@ def test_every_float_tensor_is_blended_and_inputs_are_untouched(tmp_path):
     assert not blend.model.training and blend.model.config == TINY
     assert blend.meta["interpolation"]["strength"] == 0.25 and blend.name == "g1->g2@0.25"
     for s, end in ((0, ta), (1, tb)):
-        got = W.interpolate_generators(a, b, s).model.state_dict()
+        got = I.interpolate_generators(a, b, s).model.state_dict()
         assert all(torch.equal(got[k], end[k]) for k in end), s
 
 
@@ -102,7 +103,7 @@ def test_every_float_tensor_is_blended_and_inputs_are_untouched(tmp_path):
 def test_different_architectures_refused(tmp_path, config_b, words):
     a_path, b_path = tiny_pair(tmp_path, config_b)
     with pytest.raises(W.WeightsError, match=f"cannot blend g1 with g2: different architectures \\({words}\\)"):
-        W.interpolate_generators(W.load_generator(a_path), W.load_generator(b_path), 0.5)
+        I.interpolate_generators(W.load_generator(a_path), W.load_generator(b_path), 0.5)
     with pytest.raises(W.WeightsError, match="different architectures"):
         Upscaler((a_path, b_path), strength=0.5)
 
@@ -111,10 +112,20 @@ def test_different_architectures_refused(tmp_path, config_b, words):
 def test_bad_strength_refused(tmp_path, strength):
     a_path, b_path = tiny_pair(tmp_path)
     a = W.load_generator(a_path)
-    for call in (lambda: W.interpolate_generators(a, a, strength), lambda: W.load_interpolated(a_path, b_path, strength),
-                 lambda: Upscaler((a_path, b_path), strength=strength) if strength is not None else W.check_strength(None)):
+    calls = [lambda: I.interpolate_generators(a, a, strength), lambda: I.load_interpolated(a_path, b_path, strength)]
+    if strength is not None:  # to the Upscaler, None means "no blend"
+        calls.append(lambda: Upscaler((a_path, b_path), strength=strength))
+    for call in calls:
         with pytest.raises(ValueError, match=r"strength must be a number from 0 .* to 1 .*, got"):
             call()
+
+
+def test_pickles_and_missing_files_refused_before_loading(tmp_path):
+    a_path, _ = tiny_pair(tmp_path)
+    with pytest.raises(W.WeightsError, match="refusing to load a .pth file"):
+        I.load_interpolated(a_path, tmp_path / "gan.pth", 0.5)
+    with pytest.raises(W.WeightsError, match="no such weights"):
+        I.load_interpolated(tmp_path / "missing", a_path, 0.5)
 
 
 def test_blends_are_cached_and_end_models_loaded_once(tmp_path, monkeypatch):
@@ -122,16 +133,16 @@ def test_blends_are_cached_and_end_models_loaded_once(tmp_path, monkeypatch):
     loads = []
     real_load = W.load_generator
     monkeypatch.setattr(W, "load_generator", lambda source, **kw: loads.append(source) or real_load(source, **kw))
-    first = W.load_interpolated(a_path, b_path, 0.5)
-    assert W.load_interpolated(str(a_path), str(b_path) + ".safetensors", 0.504) is first  # same files, same step
-    other = W.load_interpolated(a_path, b_path, 0.51)
+    first = I.load_interpolated(a_path, b_path, 0.5)
+    assert I.load_interpolated(str(a_path), str(b_path) + ".safetensors", 0.504) is first  # same files, same step
+    other = I.load_interpolated(a_path, b_path, 0.51)
     assert other is not first and other.meta["interpolation"]["strength"] == 0.51
     assert loads == [a_path, b_path], "moving the slider reloaded a file"
     # a replaced file is a new model, not a stale cached one
     torch.manual_seed(3)
     W.save_generator(Generator(TINY), b_path)
     os.utime(b_path.with_suffix(".safetensors"), ns=(1, 1))  # a clearly different mtime, whatever the clock
-    assert W.load_interpolated(a_path, b_path, 0.5) is not first and loads[-1] == b_path
+    assert I.load_interpolated(a_path, b_path, 0.5) is not first and loads[-1] == b_path
 
 
 # -- the command line (in process, as `python -m srgan_core` runs it; one real subprocess below) ----------
