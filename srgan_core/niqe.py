@@ -27,6 +27,7 @@ import hashlib
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 from PIL import Image
@@ -205,7 +206,7 @@ def image_list_sha256(paths: list[Path]) -> str:
 
 
 def fit_pristine(paths: list[Path], patch: int = PATCH, threshold: float = SHARPNESS_THRESHOLD,
-                 progress=None) -> PristineModel:
+                 progress: Callable[[int, int], None] | None = None) -> PristineModel:
     """Fit the pristine model on photos: for each image, the patches whose sharpness is above
     `threshold` x the image's sharpest (the paper's rule: in-focus regions only, so a shallow
     depth of field does not teach the model that blur is natural).
@@ -242,7 +243,10 @@ def load_pristine(path: str | Path = PRISTINE_PATH) -> PristineModel:
         raise NIQEError(f"NIQE pristine model not found: {path}") from None
     except json.JSONDecodeError as e:
         raise NIQEError(f"{path}: not valid JSON ({e})") from None
-    return PristineModel.from_json(data)
+    try:
+        return PristineModel.from_json(data)
+    except (KeyError, TypeError, ValueError) as e:
+        raise NIQEError(f"{path}: not a NIQE pristine model ({e})") from None
 
 
 # ----------------------------------------------------------------------------- the score

@@ -156,6 +156,10 @@ def test_fit_keeps_only_sharp_patches_and_round_trips(tmp_path):
     assert niqe(Image.open(paths[0]), model=again) == pytest.approx(niqe(Image.open(paths[0]), model=model), rel=1e-4)
     with pytest.raises(ValueError, match="36 means"):
         PristineModel.from_json({**json.loads(out.read_text()), "mu": [0.0] * 5})
+    broken = tmp_path / "broken.json"
+    broken.write_text(json.dumps({"mu": [0.0] * 36}))
+    with pytest.raises(NIQEError, match="not a NIQE pristine model"):
+        load_pristine(broken)
 
 
 def test_hr_scores_more_natural_than_bicubic_on_set5(data_dir):
