@@ -42,7 +42,7 @@ from urllib.parse import urlparse
 
 import torch
 
-from .weights import HUB_PREFIX, WeightsError, read_sidecar, read_tensors
+from .weights import HUB_PREFIX, MAX_SIDECAR_BYTES, WeightsError, read_sidecar, read_tensors
 
 DEFAULT_HUB_REVISION = "main"  # used only when a reference names no revision
 HUB_TIMEOUT_S = 60.0  # overall deadline for fetching one weights pair
@@ -50,7 +50,7 @@ HUB_REQUEST_TIMEOUT_S = 10.0  # each request's connect/read timeout; at most hal
 # The bundled tensor files are ~3 MB; the largest generator a sidecar may declare (weights.MAX_BLOCKS
 # blocks of weights.MAX_CHANNELS channels) is ~152 MB of float32, so 200 MB refuses nothing legitimate.
 HUB_MAX_BYTES = 200_000_000
-HUB_MAX_SIDECAR_BYTES = 1_000_000
+HUB_MAX_SIDECAR_BYTES = MAX_SIDECAR_BYTES  # sidecars are a few kB
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
