@@ -81,6 +81,23 @@ def content_loss(sr: torch.Tensor, hr: torch.Tensor, kind: str = "mse", vgg: VGG
     return F.mse_loss(vgg(sr) * VGG_SCALE, vgg(hr).detach() * VGG_SCALE)
 
 
+def grid_loss(sr: torch.Tensor, hr: torch.Tensor, scale: int, cell: int = 6) -> torch.Tensor:
+    """How much the error sr - hr repeats with the period of the output grid (`scale` px).
+
+    PixelShuffle gives each of the scale x scale sub-pixel positions its own filters, so any
+    difference between them shows as a faint pattern locked to the grid: peaks at multiples of
+    1/scale cycles per pixel in the spectrum, and the dot/checkerboard texture of many SRGANs.
+    The error is split into its scale² sub-pixel phases (pixel_unshuffle), the part shared by all
+    phases is removed, and what is left is averaged over cells of `cell` x `cell` LR pixels: real
+    detail averages out there, a grid-locked pattern does not. The loss is its mean square.
+    """
+    b, c, h, w = sr.shape
+    h, w = h - h % (scale * cell), w - w % (scale * cell)
+    phases = F.pixel_unshuffle((sr - hr)[..., :h, :w], scale).view(b, c, scale * scale, h // scale, w // scale)
+    phases = phases - phases.mean(dim=2, keepdim=True)
+    return F.avg_pool2d(phases.flatten(1, 2), cell).pow(2).mean()
+
+
 def _bce(logits: torch.Tensor, target: float) -> torch.Tensor:
     return F.binary_cross_entropy_with_logits(logits, torch.full_like(logits, target))
 

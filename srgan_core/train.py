@@ -76,6 +76,8 @@ class TrainConfig:
     gan_loss: str = _f("standard", "standard: the paper's D(real) vs D(fake); relativistic: ESRGAN's "
                        "relativistic average form", choices=losses.GAN_LOSSES)
     adv_weight: float = _f(losses.ADVERSARIAL_WEIGHT, "weight of the adversarial term (paper: 1e-3)")
+    grid_weight: float = _f(0.0, "weight of the grid loss, which penalises error that repeats with the output "
+                            "grid's period (the PixelShuffle checkerboard); 0 = off")
     ema: float = _f(0.0, "keep an exponential moving average of the generator's weights with this decay "
                     "(e.g. 0.999) and validate/ship it; 0 = off")
     degradation: str = _f("bicubic", "how LR patches are made: bicubic (clean, the papers') or realistic "
@@ -110,8 +112,9 @@ class TrainConfig:
                 raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
         if not (self.lr > 0 and self.lr_min > 0 and math.isfinite(self.lr) and math.isfinite(self.lr_min)):
             raise ValueError(f"learning rates must be positive and finite, got lr={self.lr}, lr_min={self.lr_min}")
-        if not (math.isfinite(self.adv_weight) and self.adv_weight >= 0):
-            raise ValueError(f"adv_weight must be finite and >= 0, got {self.adv_weight}")
+        for name in ("adv_weight", "grid_weight"):
+            if not (math.isfinite(getattr(self, name)) and getattr(self, name) >= 0):
+                raise ValueError(f"{name} must be finite and >= 0, got {getattr(self, name)}")
         if not 0.0 <= self.ema < 1.0:
             raise ValueError(f"ema must be in [0, 1), got {self.ema}")
         if self.patch % self.scale:
@@ -186,10 +189,15 @@ def train_step(m: Models, lr: torch.Tensor, hr: torch.Tensor, cfg: TrainConfig, 
         m.opts["d"].step()
         log["d_loss"] = d_loss.item()
 
-    # (2) Update G: content loss + adv_weight (1e-3) x adversarial loss through the frozen D.
+    # (2) Update G: content loss + adv_weight (1e-3) x adversarial loss through the frozen D
+    #     (+ grid_weight x the grid loss, when enabled).
     with amp:
         content = losses.content_loss(sr.float(), hr, cfg.content_loss, m.vgg)
         g_loss = content
+        if cfg.grid_weight:
+            grid = losses.grid_loss(sr.float(), hr, cfg.scale)
+            g_loss = g_loss + cfg.grid_weight * grid
+            log["grid_loss"] = grid.item()
         if m.d is not None:
             m.d.requires_grad_(False)
             if cfg.gan_loss == "relativistic":
@@ -197,7 +205,7 @@ def train_step(m: Models, lr: torch.Tensor, hr: torch.Tensor, cfg: TrainConfig, 
             else:
                 real, fake = None, m.d(sr).float()
             adversarial = losses.adversarial_loss(fake, real, cfg.gan_loss)
-            g_loss = content + cfg.adv_weight * adversarial
+            g_loss = g_loss + cfg.adv_weight * adversarial
             log["adv_loss"] = adversarial.item()
     m.opts["g"].zero_grad(set_to_none=True)
     g_loss.backward()

@@ -79,3 +79,15 @@ def test_missing_vgg_weights_fail_fast_with_a_remedy(tmp_path):
     assert "VGG19 ImageNet weights" in probe.stderr
     assert "--content-loss mse" in probe.stderr and "vgg19-dcbb9e9d.pth" in probe.stderr
     assert time.time() - start < 110
+
+
+def test_grid_loss_sees_a_pattern_locked_to_the_output_grid_and_not_plain_noise():
+    torch.manual_seed(0)
+    hr = torch.rand(2, 3, 96, 96)
+    tile = torch.randn(1, 3, 4, 4) * 0.02
+    grid = hr + tile.repeat(1, 1, 24, 24)  # the same 4x4 error everywhere: a checkerboard-like pattern
+    noise = hr + torch.randn_like(hr) * 0.02  # as much error, but not periodic
+    assert losses.grid_loss(hr, hr, 4) == 0
+    assert losses.grid_loss(grid, hr, 4) > 20 * losses.grid_loss(noise, hr, 4)
+    flat_shift = hr + 0.05  # an error shared by every sub-pixel phase is not a grid pattern
+    assert losses.grid_loss(flat_shift, hr, 4) < 1e-12
