@@ -193,6 +193,7 @@ the check fires as n grows, on clean input (false alarms) and on the chosen inpu
 CSS = """
 #sr-status { min-height: 4.5em; } #toy-line, #ks-line { min-height: 2.5em; }
 .sr-error { color: #b71c1c; background: #ffebee; border-radius: 6px; padding: 4px 8px; }
+#sr-status .wrap:has(.error) { display: none; }  /* the message itself is shown: no badge over it */
 .verdict.flagged h3 { color: #c62828; } .verdict.passes h3 { color: #2e7d32; }
 #card-text pre, #card-text code { white-space: pre-wrap; overflow-wrap: anywhere; }
 #sr-crops img { object-fit: contain; }

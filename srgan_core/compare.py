@@ -100,10 +100,11 @@ def mark(image: Image.Image, box: Box) -> Image.Image:
 
 
 def label(image: Image.Image, text: str, side: str) -> Image.Image:
-    """`image` with `text` in a dark tag in its top-left (`side="left"`) or top-right corner.
+    """`image` with `text` in a dark tag in its bottom-left (`side="left"`) or bottom-right corner.
 
     The tag is about 1/25 of the image's width high (at least 12 px), so it reads the same at
-    any size the page shows the image."""
+    any size the page shows the image; at the bottom, because image viewers put their buttons
+    along the top."""
     if side not in ("left", "right"):
         raise ValueError(f"side must be 'left' or 'right', got {side!r}")
     out = image if image.mode in ("RGB", "RGBA") else image.convert("RGB")
@@ -115,8 +116,9 @@ def label(image: Image.Image, text: str, side: str) -> Image.Image:
     pad = max(3, size // 4)
     tw, th = r - l + 2 * pad, b - t + 2 * pad
     x = pad if side == "left" else out.width - tw - pad
-    draw.rectangle((x, pad, x + tw, pad + th), fill=(0, 0, 0))
-    draw.text((x + pad - l, 2 * pad - t), text, fill=(255, 255, 255), font=font)
+    y = out.height - th - pad
+    draw.rectangle((x, y, x + tw, y + th), fill=(0, 0, 0))
+    draw.text((x + pad - l, y + pad - t), text, fill=(255, 255, 255), font=font)
     return out
 
 

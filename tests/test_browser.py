@@ -1,7 +1,9 @@
-"""The app in a real headless Chromium, driven by Playwright: what a visitor does, click by click.
+"""The app in a real headless Chromium, driven by Playwright: what a visitor does, click by click,
+on a desktop screen (1400x900) and on a phone (390x844).
 
-Needs the Debian `chromium` package (or CHROMIUM=/path/to/chrome). On failure the page is saved
-as a screenshot under test-artifacts/.
+Needs the Debian `chromium` package (or CHROMIUM=/path/to/chrome). Every run saves a screenshot
+of every tab at both sizes under test-artifacts/ (desktop-*.png, phone-*.png), so the pages can
+be looked at, not only asserted on; a failing step also saves the page as test-artifacts/<step>.png.
 """
 from __future__ import annotations
 
@@ -11,7 +13,9 @@ import shutil
 import time
 from contextlib import contextmanager
 
+import numpy as np
 import pytest
+from PIL import Image
 
 from app_server import ROOT, make_weights, running_app
 
@@ -22,8 +26,15 @@ CHROMIUM_ARGS = [
     "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
     "--disable-component-update", "--disable-sync", "--disable-dev-shm-usage",
 ]
+DESKTOP, PHONE = {"width": 1400, "height": 900}, {"width": 390, "height": 844}
 WAIT_MS = 90_000  # the slowest step: the first super-resolution on a busy 2-core machine
 STOP_SETTLE_S = 30.0
+TABS = ["Upscale", "Toy GAN", "Anomaly", "Model card"]
+# status trackers that are showing work: gradio draws one per output it is told to
+BUSY_TRACKERS = """() => [...document.querySelectorAll('.wrap')].filter(e => e.offsetParent !== null
+    && !e.classList.contains('hide') && /translucent|generating|pending/.test(e.className)).length"""
+ERROR_LABELS = """() => [...document.querySelectorAll('.error')].filter(e => e.offsetParent !== null
+    && e.innerText.trim() === 'Error').length"""
 
 
 def chromium_path() -> str:
@@ -36,28 +47,44 @@ def chromium_path() -> str:
 @pytest.fixture(scope="module")
 def app_url(tmp_path_factory):
     folder = make_weights(tmp_path_factory.mktemp("weights"))
-    with running_app(env={"SRGAN_WEIGHTS_DIR": str(folder)}) as url:
+    # rows stream every half second, so even tiny test models show a growing result
+    with running_app(env={"SRGAN_WEIGHTS_DIR": str(folder), "SRGAN_APP_SLOW_S": "0.1", "SRGAN_APP_PREVIEW_S": "0.5"}) as url:
         yield url
 
 
-@pytest.fixture
-def page(app_url, tmp_path):
+@pytest.fixture(scope="module")
+def browser():
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as pw:
-        context = pw.chromium.launch_persistent_context(
-            str(tmp_path / "profile"), executable_path=chromium_path(), headless=True, args=CHROMIUM_ARGS,
-            viewport={"width": 1400, "height": 1000},
-        )
-        try:
-            context.set_default_timeout(WAIT_MS)
-            page = context.new_page()
-            with step(page, "load the page"):
-                page.goto(app_url, wait_until="domcontentloaded")
-                page.get_by_role("heading", name="srgan-studio").wait_for()
-            yield page
-        finally:
-            context.close()
+        b = pw.chromium.launch(executable_path=chromium_path(), headless=True, args=CHROMIUM_ARGS)
+        yield b
+        b.close()
+
+
+def open_page(browser, url: str, viewport: dict):
+    context = browser.new_context(viewport=viewport)
+    context.set_default_timeout(WAIT_MS)
+    page = context.new_page()
+    with step(page, "load the page"):
+        page.goto(url, wait_until="domcontentloaded")
+        page.get_by_role("heading", name="srgan-studio").wait_for()
+        page.locator("#sr-input").wait_for()
+    return page
+
+
+@pytest.fixture
+def desktop(browser, app_url):
+    page = open_page(browser, app_url, DESKTOP)
+    yield page
+    page.context.close()
+
+
+@pytest.fixture
+def phone(browser, app_url):
+    page = open_page(browser, app_url, PHONE)
+    yield page
+    page.context.close()
 
 
 @contextmanager
@@ -77,19 +104,96 @@ def step(page, name: str):
         raise AssertionError(f"step '{name}' failed ({shot}): {exc}") from exc
 
 
+def shoot(page, name: str) -> None:
+    """Every run, pass or fail: the whole page as test-artifacts/<name>.png."""
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.wait_for_timeout(500)  # let plots finish drawing
+    page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
+
+
+def open_tab(page, name: str) -> None:
+    page.get_by_role("tab", name=name, exact=True).click()
+
+
 def plot_title(page, elem_id: str) -> str:
     return page.locator(f"#{elem_id} .gtitle").first.text_content() or ""
 
 
-def test_visitor_walks_through_every_tab(page, tmp_path):
-    with step(page, "upload an image and upscale it"):
-        page.locator("#sr-input input[type=file]").set_input_files(str(ROOT / "examples" / "rocket.png"))
-        page.locator("#upscale-btn").click()
-        page.locator("#sr-slider img").nth(1).wait_for(state="visible")
-        page.get_by_text(re.compile(r"300×200 → 1200×800")).wait_for()
+def box(page, selector: str) -> dict:
+    b = page.locator(selector).first.bounding_box()
+    assert b is not None, f"{selector} is not on the page"
+    return b
 
-    with step(page, "train the toy GAN, see the plot change, stop it"):
-        page.get_by_role("tab", name="Toy GAN").click()
+
+def no_overflow(page, selector: str) -> None:
+    """The element's content fits its width (nothing cut off or scrolled sideways)."""
+    sizes = page.locator(selector).first.evaluate("e => [e.scrollWidth, e.clientWidth]")
+    assert sizes[0] <= sizes[1] + 1, f"{selector} overflows: {sizes}"
+
+
+def titles_fit(page, elem_ids: list[str]) -> None:
+    for elem_id in elem_ids:
+        plot, title = box(page, f"#{elem_id}"), box(page, f"#{elem_id} .gtitle")
+        assert title["x"] >= plot["x"] - 1 and title["x"] + title["width"] <= plot["x"] + plot["width"] + 1, \
+            f"the title of #{elem_id} is cut: {title} in {plot}"
+
+
+def click_example(page, name: str) -> None:
+    page.locator("button, .gallery-item, td, div[role=button]").filter(
+        has=page.locator(f"img[src*='{name}']")).first.click()
+
+
+def upload(page, path: str) -> None:
+    """Put a file in the input; returns once the page has it (the status says so)."""
+    remove = page.locator("#sr-input button[aria-label='Remove Image']")
+    if remove.count():
+        remove.click()
+    page.locator("#sr-input input[type=file]").set_input_files(path)
+    page.locator("#sr-status").get_by_text("Ready").wait_for()
+
+
+def noise_png(path, w: int, h: int) -> str:
+    Image.fromarray(np.random.default_rng(0).integers(0, 256, (h, w, 3), dtype=np.uint8)).save(path)
+    return str(path)
+
+
+# ----------------------------------------------------------------------------- desktop
+
+
+def test_desktop_tour(desktop, tmp_path):
+    page = desktop
+    with step(page, "a click on an example runs Upscale on the full photo"):
+        click_example(page, "rocket")
+        page.locator("#sr-status").get_by_text(re.compile(r"640×427 → 2560×1708 in")).wait_for()
+        crops = page.locator("#sr-crops img").first
+        assert crops.get_attribute("src").split("?")[0].endswith(".png")
+        natural, shown = crops.evaluate("e => [e.naturalWidth, e.getBoundingClientRect().width]")
+        assert natural == 2 * 288 + 8 and shown >= 0.95 * natural, (natural, shown)  # shown at its own size
+        assert [r.inner_text() for r in page.locator("#sr-scores thead th").all()][:2] == ["method", "time (s)"] or \
+            "PSNR" not in page.locator("#sr-scores").inner_text()
+        assert "the yellow box: Bicubic, SRGAN." in page.locator("#sr-status").inner_text()
+    shoot(page, "desktop-upscale")
+
+    with step(page, "a large job: one progress indicator, an estimate, then rows as they finish"):
+        upload(page, noise_png(tmp_path / "big.png", 900, 700))
+        page.locator("#upscale-btn").click()
+        busy, seen = [], []
+        deadline = time.monotonic() + 120
+        while "in " not in (status := page.locator("#sr-status").inner_text()) or "→" not in status or "%" in status:
+            busy.append(page.evaluate(BUSY_TRACKERS))
+            seen.append(status)
+            assert time.monotonic() < deadline, seen[-5:]
+            page.wait_for_timeout(100)
+        assert max(busy) == 1, f"progress drawn {max(busy)} times at once"
+        assert any(re.search(r"about \d+ (s|min)|under a second", s) for s in seen), seen
+        assert any("% done" in s for s in seen), seen
+    shoot(page, "desktop-upscale-large")
+
+    with step(page, "the toy GAN's controls are above the fold; after Stop nothing moves"):
+        open_tab(page, "Toy GAN")
+        for sel in ("#stop-btn", "#train-btn", "#toy-line"):
+            b = box(page, sel)
+            assert b["y"] + b["height"] <= DESKTOP["height"], f"{sel} is below the fold: {b}"
         epochs = page.locator("#toy-epochs input[type=number]")
         epochs.fill("100000")  # long enough to be still running when Stop is pressed
         epochs.press("Enter")
@@ -100,49 +204,110 @@ def test_visitor_walks_through_every_tab(page, tmp_path):
             "t => { const e = document.querySelector('#toy-dist .gtitle'); return e && e.textContent !== t; }",
             arg=first, timeout=60_000)
         page.locator("#stop-btn").click()
-        page.locator("#toy-line").get_by_text("stopped; this generator is kept").wait_for()
-        # a plot request already on its way may still land; then the plot must stay as it is
-        stopped, deadline = plot_title(page, "toy-dist"), time.monotonic() + STOP_SETTLE_S
-        while True:
-            page.wait_for_timeout(3000)
-            now = plot_title(page, "toy-dist")
-            if now == stopped:
-                break
-            assert time.monotonic() < deadline, f"the plot still changes {STOP_SETTLE_S:.0f} s after Stop"
-            stopped = now
-        done, total = (int(v.replace(",", "")) for v in re.search(r"Epoch ([\d,]+) of ([\d,]+)", stopped).groups())
-        assert total == 100_000 and 0 < done < total, stopped
+        line = page.locator("#toy-line")
+        line.get_by_text("stopped; this generator is kept").wait_for()
+        page.wait_for_timeout(1000)
+        frozen, title = line.inner_text(), plot_title(page, "toy-dist")
+        page.wait_for_timeout(3000)
+        assert line.inner_text() == frozen, "the numbers still move after Stop"
+        assert plot_title(page, "toy-dist") == title
+        done, total = (int(v.replace(",", "")) for v in re.search(r"Epoch ([\d,]+) of ([\d,]+)", title).groups())
+        assert total == 100_000 and 0 < done < total, title
+    shoot(page, "desktop-toy-gan")
 
-    with step(page, "run the anomaly check with the generator just trained"):
-        page.get_by_role("tab", name="Anomaly playground").click()
+    with step(page, "anomaly: coloured verdict, readable log axis, curve over the n range, false alarms explained"):
+        open_tab(page, "Anomaly")
         page.locator("#ks-btn").click()
         verdict = page.locator("#ks-line")
         verdict.get_by_text("trained in this session").wait_for()
         assert re.search(r"p-value [\d.e+-]+", verdict.inner_text())
+        heading = verdict.locator("h3")
+        assert heading.inner_text().startswith("⚠ Flagged")
+        assert heading.evaluate("e => getComputedStyle(e).color") == "rgb(198, 40, 40)"
         assert "QQ plot" in plot_title(page, "ks-qq")
+        page.locator("#curve-btn").click()
+        page.locator("#ks-curve .xtick").first.wait_for()
+        ticks = [t.text_content() for t in page.locator("#ks-curve .xtick text").all()]
+        assert ticks == ["10", "20", "50", "100", "200", "500", "1,000", "2,000", "5,000"], ticks
+        page.locator("#ks-curve-note").get_by_text("False alarms").wait_for()
+        assert "n = 5,000" in page.locator("#ks-curve-note").inner_text()
+    shoot(page, "desktop-anomaly")
 
-
-def test_model_card_reads_the_weights_files(page):
-    with step(page, "open the model card"):
-        page.get_by_role("tab", name="Model card").click()
+    with step(page, "the model card: plain words, nothing cut off"):
+        open_tab(page, "Model card")
         card = page.locator("#card-text")
         card.get_by_text("tiny random-init srresnet_x4 (test)").wait_for()
         assert "SRGAN ×4 (weights/srgan_x4)" in card.locator("h3").first.inner_text()
         assert page.locator("#card-table").get_by_text("32.05").count() == 1  # the paper's Set5 PSNR
         assert plot_title(page, "card-plot") == "Validation PSNR during training"
+        for pre in card.locator("pre").all():
+            sizes = pre.evaluate("e => [e.scrollWidth, e.clientWidth]")
+            assert sizes[0] <= sizes[1] + 1, f"a command line is cut off: {sizes}"
+        text = card.inner_text()
+        assert "stage:" not in text and "wall time" not in text and "patch:" not in text
+    shoot(page, "desktop-model-card")
 
 
-def test_bad_upload_shows_an_error_and_the_page_keeps_working(page, tmp_path):
+def test_errors_stay_in_the_page_until_the_next_action(desktop, tmp_path):
+    page = desktop
     bad = tmp_path / "broken.png"
     bad.write_bytes(b"\x89PNG\r\n\x1a\n" + b"\x00" * 64)
     with step(page, "upload a broken PNG"):
-        page.locator("#sr-input input[type=file]").set_input_files(str(bad))
+        upload(page, str(bad))
         page.locator("#upscale-btn").click()
-        toast = page.locator("[data-testid='toast-text']").filter(has_text="broken.png")
-        toast.first.wait_for(state="visible", timeout=30_000)
-        assert "not an image" in toast.first.inner_text()
-    with step(page, "then a good one"):
-        page.locator("#sr-input button[aria-label='Remove Image']").click()
-        page.locator("#sr-input input[type=file]").set_input_files(str(ROOT / "examples" / "chelsea.png"))
+        status = page.locator("#sr-status")
+        status.get_by_text("broken.png").wait_for(timeout=30_000)
+        assert "not an image" in status.inner_text()
+        page.wait_for_timeout(12_000)  # longer than a pop-up stays
+        assert "broken.png" in status.inner_text(), "the message vanished"
+        # no output panel carries a bare "Error" label instead of the message
+        assert page.evaluate(ERROR_LABELS) == 0, "bare 'Error' labels on the outputs"
+    shoot(page, "desktop-upscale-error")
+    with step(page, "then a good one: the message goes, no stale labels"):
+        upload(page, str(ROOT / "examples" / "chelsea.png"))
+        assert "broken.png" not in page.locator("#sr-status").inner_text()
+        assert page.evaluate(ERROR_LABELS) == 0
         page.locator("#simulate-btn").click()
-        page.get_by_text("Original 300×200").wait_for()
+        page.locator("#sr-status").get_by_text("Original 448×300").wait_for()
+        assert "the yellow box: Bicubic, SRGAN, SRResNet, Original." in page.locator("#sr-status").inner_text()
+
+
+# ----------------------------------------------------------------------------- phone
+
+
+def test_phone_tour(phone):
+    page = phone
+    with step(page, "every tab is reachable on a phone"):
+        for name in TABS:
+            b = box(page, f"role=tab[name='{name}']")
+            assert b["x"] >= 0 and b["x"] + b["width"] <= PHONE["width"], f"tab {name} is off screen: {b}"
+    with step(page, "results land next to the buttons"):
+        click_example(page, "coffee")
+        page.locator("#sr-status").get_by_text(re.compile(r"600×400 → 2400×1600 in")).wait_for()
+        buttons, slider = box(page, "#simulate-btn"), box(page, "#sr-slider")
+        assert slider["y"] - (buttons["y"] + buttons["height"]) < 250, (buttons, slider)
+        no_overflow(page, "#sr-scores table")
+        crops = box(page, "#sr-crops img")
+        assert crops["x"] >= 0 and crops["x"] + crops["width"] <= PHONE["width"] + 1, crops
+    shoot(page, "phone-upscale")
+    with step(page, "toy GAN on a phone"):
+        open_tab(page, "Toy GAN")
+        page.locator("#train-btn").click()
+        page.locator("#toy-line").get_by_text("(done)").wait_for()
+        titles_fit(page, ["toy-dist", "toy-curves"])
+    shoot(page, "phone-toy-gan")
+    with step(page, "anomaly on a phone"):
+        open_tab(page, "Anomaly")
+        page.locator("#ks-btn").click()
+        page.locator("#ks-line h3").wait_for()
+        page.locator("#ks-qq .gtitle").wait_for()
+        titles_fit(page, ["ks-inputs", "ks-outputs", "ks-qq"])
+    shoot(page, "phone-anomaly")
+    with step(page, "model card on a phone"):
+        open_tab(page, "Model card")
+        page.locator("#card-text h3").first.wait_for()
+        for pre in page.locator("#card-text pre").all():
+            sizes = pre.evaluate("e => [e.scrollWidth, e.clientWidth]")
+            assert sizes[0] <= sizes[1] + 1, f"a command line is cut off: {sizes}"
+        titles_fit(page, ["card-plot"])
+    shoot(page, "phone-model-card")
