@@ -19,6 +19,8 @@ from collections import OrderedDict
 from pathlib import Path
 from typing import Callable
 
+import torch
+
 from . import weights
 from .models import Generator
 from .weights import FORMAT, HUB_PREFIX, LoadedGenerator, WeightsError
@@ -60,8 +62,9 @@ def interpolate_generators(psnr: LoadedGenerator, gan: LoadedGenerator, strength
         blended = {k: v.clone() for k, v in (ta if s == 0.0 else tb).items()}
     else:
         blended = {k: (1 - s) * v + s * tb[k] if v.is_floating_point() else v.clone() for k, v in ta.items()}
-    model = Generator(psnr.model.config)
-    model.load_state_dict(blended, strict=True)
+    with torch.device("meta"):  # shapes only: random initial weights would be overwritten anyway
+        model = Generator(psnr.model.config)
+    model.load_state_dict(blended, strict=True, assign=True)
     meta = {
         "format": FORMAT, "kind": "generator", "architecture": "srresnet",
         "name": f"{psnr.name}->{gan.name}@{s:.2f}", "config": model.config.to_dict(), "scale": model.scale,
