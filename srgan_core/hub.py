@@ -23,7 +23,7 @@ could go on writing into the cache. Here the caller's thread reads every byte it
   - when the Hub cannot be reached, the cached copy of that revision is used; a pinned commit
     already cached is used with no network access at all.
 
-`HF_ENDPOINT`, `HF_HUB_CACHE` and `HF_HUB_OFFLINE` are read per call.
+`HF_ENDPOINT` and `HF_HUB_CACHE` are read at every call (huggingface_hub reads them once, at import).
 """
 from __future__ import annotations
 
