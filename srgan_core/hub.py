@@ -251,7 +251,8 @@ class _Transfer:
 
 
 def _mb(n: int) -> str:
-    return f"{n / 1e6:,.1f} MB" if n < 1e9 else f"{n / 1e9:,.1f} GB"
+    """A byte count for people: 44.4 kB, 200.0 MB, 10.0 GB."""
+    return f"{n / 1e3:,.1f} kB" if n < 1e6 else f"{n / 1e6:,.1f} MB" if n < 1e9 else f"{n / 1e9:,.1f} GB"
 
 
 def _describe(error: BaseException, endpoint: str) -> str:

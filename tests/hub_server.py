@@ -16,6 +16,8 @@ Faults (set `server.fault`, optionally limited to files ending in `server.fault_
   "huge"       HEAD and GET advertise HUGE_BYTES (X-Linked-Size and Content-Length), as a repo
                holding a 10 GB file would; a GET then sends the real bytes and hangs up
   "trickle"    GET bodies are sent `trickle_chunk` bytes at a time, `trickle_interval` s apart
+  "bloat"      HEAD describes the real file, but GET sends no Content-Length and streams
+               BLOAT_BYTES of junk after it (a server lying about what it sends)
 and `stop()` takes the server down (connections refused) until `start()`.
 
 Bookkeeping for the tests: `requests` lists (method, path) of every request; `max_bodies` is the
@@ -31,9 +33,10 @@ import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
-FAULTS = ("404", "500", "slow", "slow_body", "corrupt", "wrong_sha", "truncate", "huge", "trickle")
+FAULTS = ("404", "500", "slow", "slow_body", "corrupt", "wrong_sha", "truncate", "huge", "trickle", "bloat")
 STALL_S = 30.0  # how long "slow" modes stall; far past the loader's timeouts, cut short by stop()
 HUGE_BYTES = 10_000_000_000  # what "huge" advertises: 10 GB
+BLOAT_BYTES = 50_000_000  # what "bloat" sends beyond the file, if the client keeps reading
 
 
 class HubServer:
@@ -160,7 +163,8 @@ class _Handler(BaseHTTPRequestHandler):
         self.send_header("Content-Type", "application/octet-stream")
         if fault == "huge":
             self.send_header("X-Linked-Size", str(HUGE_BYTES))
-        self.send_header("Content-Length", str(HUGE_BYTES if fault == "huge" else len(data) - start))
+        if not (fault == "bloat" and send_body):
+            self.send_header("Content-Length", str(HUGE_BYTES if fault == "huge" else len(data) - start))
         if start:
             self.send_header("Content-Range", f"bytes {start}-{len(data) - 1}/{len(data)}")
         self.send_header("Accept-Ranges", "bytes")
@@ -185,18 +189,22 @@ class _Handler(BaseHTTPRequestHandler):
         if fault == "huge":
             self._write(body)
             return self._drop()
+        if fault == "bloat":  # the body ends when the connection does
+            self.close_connection = True
+            self._send_body(body + bytes(BLOAT_BYTES), trickle=False, piece=1 << 16)
+            return self._drop()
         self._send_body(body, trickle=fault == "trickle")
 
-    def _send_body(self, body: bytes, trickle: bool) -> None:
+    def _send_body(self, body: bytes, trickle: bool, piece: int | None = None) -> None:
         """Send a GET body (slowly under "trickle"), counting bodies in flight and abandoned ones."""
         hub = self.hub
         with hub._count:
             hub.bodies += 1
             hub.max_bodies = max(hub.max_bodies, hub.bodies)
         try:
-            step = hub.trickle_chunk if trickle else max(1, len(body))
+            step = hub.trickle_chunk if trickle else piece or max(1, len(body))
             for n, i in enumerate(range(0, len(body), step)):
-                if n and hub._stop.wait(hub.trickle_interval):
+                if n and trickle and hub._stop.wait(hub.trickle_interval):
                     return  # the server is stopping
                 if not self._write(body[i:i + step]):
                     with hub._count:

@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from hub_server import HUGE_BYTES, HubServer
+from hub_server import BLOAT_BYTES, HUGE_BYTES, HubServer
 from srgan_core import hub as H
 from srgan_core import weights as W
 from srgan_core.models import Generator, GeneratorConfig
@@ -249,3 +249,21 @@ def test_download_past_deadline_is_stopped_and_leaves_nothing(hub):
     assert cache_files(hub.cache) == first, "something is still writing into the cache"
     left = [t for t in set(threading.enumerate()) - before if "process_request" not in t.name]
     assert left == [], f"threads left running: {left}"
+
+
+def test_body_longer_than_advertised_is_cut_at_the_advertised_size(hub):
+    """A server that says 44 kB and then streams 50 MB: reading stops at the advertised size,
+    the connection is dropped, and nothing of it stays on disk."""
+    hub.fault, hub.fault_only = "bloat", ".safetensors"
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        loaded = W.load_generator(f"hf://{hub.repo_id}/tiny", timeout=20)
+    size = len(hub.files["tiny.safetensors"])
+    assert loaded.name == "srresnet_x4" and len(caught) == 1
+    assert f"tiny.safetensors sent more than {size / 1e3:.1f} kB (its advertised size); stopped" in loaded.fallback_reason
+    deadline = time.monotonic() + 20
+    while hub.aborted == 0 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert hub.aborted == 1, "the client read the whole bloated body"
+    assert sum(cache_files(hub.cache).values()) < BLOAT_BYTES / 100
+    assert not [p for p in cache_files(hub.cache) if p.name.endswith(".incomplete")]
