@@ -1,7 +1,6 @@
 import os
 import subprocess
 import sys
-import time
 
 import pytest
 import torch
@@ -72,13 +71,11 @@ def test_missing_vgg_weights_fail_fast_with_a_remedy(tmp_path):
     code = "from srgan_core.losses import load_vgg19\nload_vgg19()"
     env = dict(os.environ, TORCH_HOME=str(tmp_path))
     env.setdefault("PYTHONPATH", os.getcwd())
-    start = time.time()
     probe = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
     if probe.returncode == 0:
         pytest.skip("VGG19 weights could be downloaded here; the offline message cannot be exercised")
     assert "VGG19 ImageNet weights" in probe.stderr
     assert "--content-loss mse" in probe.stderr and "vgg19-dcbb9e9d.pth" in probe.stderr
-    assert time.time() - start < 110
 
 
 def test_grid_loss_sees_a_pattern_locked_to_the_output_grid_and_not_plain_noise():
