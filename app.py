@@ -13,15 +13,13 @@ import json
 import logging
 import os
 import tempfile
-import threading
-import uuid
 from pathlib import Path
 
 import gradio as gr
 from gradio.components.plot import PlotData
 
-from srgan_core import anomaly, checks, figures, model_card, playground, sr_job, toygan, weights
-from srgan_core.upscale import MAX_INPUT_PIXELS, MAX_INPUT_SIDE, load_image
+from srgan_core import anomaly, checks, degrade, figures, interpolate, model_card, playground, sr_job, toygan, weights
+from srgan_core.upscale import MAX_INPUT_PIXELS, MAX_INPUT_SIDE
 
 ROOT = Path(__file__).resolve().parent
 EXAMPLES = ROOT / "examples"
@@ -40,7 +38,7 @@ studio = sr_job.Studio(Path(os.environ.get("GRADIO_TEMP_DIR") or Path(tempfile.g
                        slow_s=float(os.environ.get("SRGAN_APP_SLOW_S", 2.0)),
                        preview_every_s=float(os.environ.get("SRGAN_APP_PREVIEW_S", 1.5)))
 log = logging.getLogger("srgan-studio")
-_stops: dict[str, threading.Event] = {}  # toy trainings by session token: Stop sets the event
+stops = playground.StopSwitches()  # toy trainings by session token
 
 
 def user_errors(fn, show_at: int | None = None, n_outputs: int = 0):
@@ -68,31 +66,14 @@ def plot(fig: dict | None) -> PlotData | None:
     return None if fig is None else PlotData(type="plotly", plot=json.dumps(fig))
 
 
-def whole(name: str, value, lo: int, hi: int) -> int:
-    return checks.whole(name, value, lo, hi, floats=True)
-
-
 # ============================================================================ super-resolution
-
-
-def open_upload(payload: dict | str | None):
-    """The uploaded image, checked by the library (format, size limits, decompression bombs): the
-    SR events skip gradio's preprocessing so that every file meets `load_image` and its message."""
-    if payload is None:
-        raise ValueError("Upload an image first: drag and drop, paste, or pick an example.")
-    path = payload.get("path") if isinstance(payload, dict) else payload
-    name = (payload.get("orig_name") if isinstance(payload, dict) else None) or Path(str(path)).name
-    try:
-        return load_image(path), Path(name).stem
-    except ValueError as exc:
-        raise ValueError(str(exc).replace(str(path), name)) from None
 
 
 def sr_event(job):
     """An SR button: the library's Updates as (status, slider, table, crops, download)."""
-    def run(image: dict | None, model: str):
-        img, stem = open_upload(image)
-        for u in job(img, stem, model):
+    def run(image: dict | None, model: str, *options):
+        img, stem = sr_job.open_upload(image)
+        for u in job(img, stem, model, *options):
             if u.warning:
                 gr.Warning(u.warning)
             yield tuple(gr.skip() if v is None else v for v in (u.status, u.pair, u.table, u.crops, u.download))
@@ -108,57 +89,33 @@ def sr_event(job):
 def train_toygan(target: str, epochs, lr, hidden, seed, session: dict | None):
     """Train the 1-D GAN, streaming {epoch, epochs, d_loss, g_loss, ks_statistic, target, done}
     a few times a second; the page draws the session's latest snapshot on a timer (`toy_view`)."""
-    config = toygan.ToyGANConfig(target=target, epochs=whole("epochs", epochs, 1, TOY_MAX_EPOCHS), lr=checks.real("lr", lr),
-                                 hidden=whole("hidden units", hidden, 1, TOY_MAX_HIDDEN), seed=whole("seed", seed, 0, 2**32 - 1))
-    token = uuid.uuid4().hex
-    _stops[token] = stop = threading.Event()
-    while len(_stops) > 10_000:
-        _stops.pop(next(iter(_stops)))
+    config = playground.toy_config(target, epochs, lr, hidden, seed, TOY_MAX_EPOCHS, TOY_MAX_HIDDEN)
+    token, stop = stops.new()
     for status, toy in playground.train_stream(config, stop, TOY_UPDATES_PER_S):
         yield status, {"token": token, "toy": toy}
 
 
-def stopped(session: dict | None) -> bool:
-    return bool(session) and _stops.get(session.get("token"), threading.Event()).is_set()
-
-
 def toy_view(session: dict | None):
     """(distribution figure, curves figure, status line) of this session's latest snapshot."""
-    toy = (session or {}).get("toy")
+    toy, token = (session or {}).get("toy"), (session or {}).get("token")
     if toy is None:
         return None, None, "Press **Train** to start."
     return (plot(figures.toy_distribution(toy["snapshot"], toy["config"])),
-            plot(figures.toy_curves(toy["history"], toy["config"].epochs)), playground.status_line(toy, stopped(session)))
+            plot(figures.toy_curves(toy["history"], toy["config"].epochs)), playground.status_line(toy, stops.pressed(token)))
 
 
 def stop_toygan(session: dict | None):
-    if session and session.get("token") in _stops:
-        _stops[session["token"]].set()
+    stops.press((session or {}).get("token"))
     return gr.Timer(active=False)
-
-
-def toy_generator(session: dict | None) -> tuple[toygan.ToyGenerator, str]:
-    """This session's trained generator if there is one, else the bundled default."""
-    toy = (session or {}).get("toy")
-    if toy is not None:
-        return toy["generator"], f"trained in this session (epoch {toy['epoch']:,}, target {toy['generator'].target})"
-    try:
-        return toygan.load_toy_generator(None), "bundled default"
-    except (ValueError, OSError) as exc:
-        raise ValueError(f"No toy generator yet: train one in the Toy GAN tab first. ({exc})") from None
-
-
-def noise(source: str, a, b, fraction) -> anomaly.NoiseSpec:
-    return anomaly.NoiseSpec(kind=source, a=checks.real("a", a), b=checks.real("b", b), fraction=checks.real("fraction", fraction))
 
 
 def ks_check(source: str, a, b, fraction, n, seed, session: dict | None):
     """n draws of the chosen noise through the toy generator, KS-tested against its target.
     Returns input and output histograms, QQ plot, a coloured verdict, and {statistic, p_value,
     alpha, flagged, verdict, n, source, target, generator}."""
-    n, seed = whole("n", n, 2, MAX_KS_N), whole("seed", seed, 0, 2**32 - 1)
-    generator, which = toy_generator(session)
-    r = playground.ks_report(generator, noise(source, a, b, fraction), n, seed, which)
+    n, seed = checks.whole("n", n, 2, MAX_KS_N, floats=True), checks.whole("seed", seed, 0, 2**32 - 1, floats=True)
+    generator, which = playground.toy_generator((session or {}).get("toy"))
+    r = playground.ks_report(generator, playground.noise(source, a, b, fraction), n, seed, which)
     return (plot(r.inputs), plot(r.outputs), plot(r.qq),
             gr.Markdown(r.line, elem_classes=["verdict", "flagged" if r.flagged else "passes"]), r.result)
 
@@ -167,9 +124,9 @@ def detection_curve(source: str, a, b, fraction, seed, session: dict | None):
     """How often the check fires as n grows over the n slider's range, on uniform input (false
     alarms) and on the chosen input (power): a figure, a plain-words note on the false alarms,
     and {sizes, trials, alpha, false_alarm, power, source, generator}."""
-    generator, which = toy_generator(session)
-    fig, note, data = playground.detection_report(generator, noise(source, a, b, fraction), CURVE_SIZES, CURVE_TRIALS,
-                                                  whole("seed", seed, 0, 2**32 - 1), which)
+    generator, which = playground.toy_generator((session or {}).get("toy"))
+    fig, note, data = playground.detection_report(generator, playground.noise(source, a, b, fraction), CURVE_SIZES, CURVE_TRIALS,
+                                                  checks.whole("seed", seed, 0, 2**32 - 1, floats=True), which)
     return plot(fig), note, data
 
 
@@ -180,16 +137,6 @@ Super-resolution with SRGAN ([Ledig et al., 2017](https://arxiv.org/abs/1609.048
 watch learn, and a drift detector built from it. Everything runs on the CPU."""
 SR_HELP = f"""**Upscale ×4** makes your image four times larger. **Simulate ×4** shrinks it four times first, upscales it
 back and scores each method against the original. Inputs up to {MAX_INPUT_SIDE:,} px a side and {MAX_INPUT_PIXELS / 1e6:.1f} MP."""
-TOY_HELP = """A GAN is two small networks playing a game. The **generator** turns random noise into numbers; the
-**discriminator** sees the real data and the generated numbers and learns to tell them apart: its curve D(x) (green,
-dashed) is the probability it gives x of being real. Each epoch D takes one step at telling them apart, then the
-generator one step at fooling D. When the red histogram covers the blue one, D(x) flattens towards ½ and the KS
-distance, the largest gap between the two distributions, drops. **Stop** keeps the generator for the Anomaly tab."""
-KS_HELP = """The toy generator turns U(0, 1) noise into numbers that follow its target (N(0, 1) for the bundled one).
-Feed it other noise and its outputs drift. The Kolmogorov-Smirnov test measures the largest gap between the outputs'
-distribution and the target (the **KS statistic**); the **p-value** is how often a gap that large would happen by
-chance if the input were still U(0, 1). Below α = 0.05 the batch is **flagged**. The detection curve shows how often
-the check fires as n grows, on clean input (false alarms) and on the chosen input (power)."""
 CSS = """
 #sr-status { min-height: 4.5em; } #toy-line, #ks-line { min-height: 2.5em; }
 .sr-error { color: #b71c1c; background: #ffebee; border-radius: 6px; padding: 4px 8px; }
@@ -218,11 +165,15 @@ def build_app() -> gr.Blocks:
                         image_in.render()
                         model = gr.Dropdown([], label="Model", allow_custom_value=True,
                                             info="bundled weights, or a Hub reference hf://owner/repo/name")
+                        strength = gr.Slider(0, 1, value=1, step=0.05, label="GAN strength", elem_id="sr-strength",
+                                             info="0: SRResNet's smooth, faithful result · 1: SRGAN's sharper texture")
+                        preset = gr.Radio([(v, k) for k, v in degrade.PRESET_LABELS.items()], value="bicubic",
+                                          label="Simulate shrinks with", elem_id="sr-preset")
                         with gr.Row():
                             upscale_btn = gr.Button("Upscale ×4", variant="primary", elem_id="upscale-btn")
                             simulate_btn = gr.Button("Simulate ×4", variant="secondary", elem_id="simulate-btn")
                     with gr.Column(scale=3, min_width=300):
-                        status = gr.Markdown("Pick an example below, or upload an image.", elem_id="sr-status")
+                        status = gr.Markdown("Pick an example, or upload an image.", elem_id="sr-status")
                         slider = gr.ImageSlider(label="Bicubic ↔ model", type="filepath", max_height=560,
                                                 show_label=False, elem_id="sr-slider")
                         crops = gr.Image(type="filepath", show_label=False, format="png", elem_id="sr-crops",
@@ -231,12 +182,14 @@ def build_app() -> gr.Blocks:
                                               elem_id="sr-scores")
                         download = gr.File(label="The model's output (PNG)", height=80)
                 sr_out = [status, slider, scores, crops, download]
-                sr_io = dict(inputs=[image_in, model], outputs=sr_out, preprocess=False, show_progress_on=[status],
-                             concurrency_limit=SR_CONCURRENCY, concurrency_id="sr")
-                run_up, run_sim = sr_event(studio.upscale), sr_event(studio.simulate)
-                upscale_btn.click(run_up, api_name="upscale", **sr_io)
-                simulate_btn.click(run_sim, api_name="simulate", **sr_io)
-                examples.load_input_event.then(run_up, api_visibility="private", **sr_io)
+                sr_io = dict(outputs=sr_out, preprocess=False, show_progress_on=[status], concurrency_limit=SR_CONCURRENCY,
+                             concurrency_id="sr")
+                run_up, run_sim, up_in = sr_event(studio.upscale), sr_event(studio.simulate), [image_in, model, strength]
+                upscale_btn.click(run_up, up_in, api_name="upscale", **sr_io)
+                simulate_btn.click(run_sim, up_in + [preset], api_name="simulate", **sr_io)
+                examples.load_input_event.then(run_up, up_in, api_visibility="private", **sr_io)
+                model.change(lambda m: gr.Slider(visible=m == interpolate.INTERPOLATION_PAIR[1]), model, strength,
+                             queue=False, api_visibility="private", show_progress="hidden")
                 image_in.change(lambda: gr.Markdown("Ready: press **Upscale ×4** or **Simulate ×4**.", elem_classes=[]),
                                 None, status, queue=False, api_visibility="private", show_progress="hidden")
 
@@ -259,7 +212,7 @@ def build_app() -> gr.Blocks:
                     with gr.Column(scale=3):
                         dist_plot = gr.Plot(show_label=False, elem_id="toy-dist")
                         curves_plot = gr.Plot(show_label=False, elem_id="toy-curves")
-                gr.Markdown(TOY_HELP)
+                gr.Markdown(playground.TOY_HELP)
                 # the page pulls the plots on a timer: a tick is skipped while the previous one is pending,
                 # so a slow browser never falls behind a backlog of frames
                 plot_timer = gr.Timer(1 / TOY_UPDATES_PER_S, active=False)
@@ -300,7 +253,7 @@ def build_app() -> gr.Blocks:
                                 curve_plot = gr.Plot(show_label=False, elem_id="ks-curve")
                                 curve_note = gr.Markdown(elem_id="ks-curve-note")
                         curve_data = gr.JSON(visible=False)
-                gr.Markdown(KS_HELP)
+                gr.Markdown(playground.KS_HELP)
                 source.change(lambda s: (gr.Slider(visible=s in ("beta", "drift")), gr.Slider(visible=s in ("beta", "drift")),
                                          gr.Slider(visible=s == "drift")),
                               source, [a, b, fraction], api_visibility="private", queue=False)
@@ -318,16 +271,10 @@ def build_app() -> gr.Blocks:
                 card_plot = gr.Plot(show_label=False, visible=False, elem_id="card-plot")
                 card_text = gr.Markdown(elem_id="card-text")
 
-        def refresh():
-            # weights may be added while the server runs: every page load reads the folder again
-            choices = [(f"{studio.label(n)} ×{SCALE} (bundled)", n) for n in studio.bundled()]
-            choices.append((f"{HUB_DEFAULT} (Hugging Face Hub)", HUB_DEFAULT))
-            card = model_card.read_card(studio.bundled(), studio.label)
+        def refresh():  # weights may be added while the server runs: every page load reads the folder again
+            choices, card = studio.choices(HUB_DEFAULT), model_card.read_card(studio.bundled(), studio.label)
             fig = figures.validation_curves(card.curves)
-            notice_text = "" if studio.bundled() else (
-                "⚠️ **No bundled super-resolution weights in `weights/` yet.** Bicubic still works, and a Hub reference "
-                "(`hf://owner/repo/name`) is downloaded when the network allows.")
-            return (notice_text, gr.Dropdown(choices=choices, value=choices[0][1]), card.markdown,
+            return (studio.notice(), gr.Dropdown(choices=choices, value=choices[0][1]), card.markdown,
                     {"headers": card.headers, "data": card.rows}, gr.Plot(value=plot(fig), visible=fig is not None))
 
         demo.load(refresh, outputs=[notice, model, card_text, card_table, card_plot], api_visibility="private")

@@ -2,7 +2,7 @@
 
     python benchmarks/load.py --url http://127.0.0.1:7860      # a server you started (scripts/app.sh)
     python benchmarks/load.py                                  # starts `python app.py` itself
-    python benchmarks/load.py --sr 20 --toy 5 --sr-size 256 --toy-epochs 2000 --json
+    python benchmarks/load.py --sr 20 --identical 12 --toy 5 --sr-size 256 --toy-epochs 2000 --json
 
 Every request comes from its own gradio_client session, all submitted at the same moment, the
 way a Space sees a burst of traffic. It reports, per request, whether it was answered, queued
@@ -51,6 +51,7 @@ class Outcome:
     max_rank: int | None = None  # deepest place in the queue seen (0 = next to run)
     check: str = ""  # what the answer held (sizes, final epoch) or the message
     ok: bool = False  # the answer is what was asked for
+    digest: str = ""  # SR: hash of the output's pixels
 
 
 @dataclass
@@ -206,6 +207,7 @@ class PageProber(threading.Thread):
 def make_images(folder: Path, n: int, size: int) -> list[Path]:
     """n noise images, sides between size/2 and size, so requests differ a little."""
     rng = np.random.default_rng(0)
+    folder.mkdir(parents=True, exist_ok=True)
     paths = []
     for i in range(n):
         w, h = (int(v) for v in rng.integers(size // 2, size + 1, 2))
@@ -217,14 +219,34 @@ def make_images(folder: Path, n: int, size: int) -> list[Path]:
 
 def _check_sr(result, source: Path, endpoint: str, scale: int = 4) -> tuple[bool, str]:
     """Upscale returns the input `scale` times larger; Simulate returns the original size, cropped
-    to a multiple of `scale` (it downscales first, then upscales back)."""
-    (_, sr_path), *_ = result
-    with Image.open(source) as a, Image.open(sr_path) as b:
+    to a multiple of `scale` (it downscales first, then upscales back). Every file returned (the
+    slider's two sides, the crops, the download) must be whole: each is decoded to the last pixel,
+    so a file another request was still writing would fail here."""
+    _, (bic_path, sr_path), _, crops_path, download = result
+    with Image.open(source) as a:
         if endpoint == "/simulate":
             want = (a.width // scale * scale, a.height // scale * scale)
         else:
             want = (a.width * scale, a.height * scale)
-        return b.size == want, f"{a.width}x{a.height} -> {b.width}x{b.height}"
+        size = f"{a.width}x{a.height}"
+    sizes = []
+    for path in (bic_path, sr_path, crops_path, download):
+        try:
+            with Image.open(path) as im:
+                im.load()
+                sizes.append(im.size)
+        except (OSError, SyntaxError, ValueError) as exc:
+            return False, f"{Path(path).name} does not decode: {exc}"
+    ok = sizes[0] == sizes[1] == sizes[3] == want
+    return ok, f"{size} -> {sizes[3][0]}x{sizes[3][1]}, all files decode"
+
+
+def _pixels_digest(result) -> str:
+    """A hash of the downloaded output's pixels: identical requests must get identical images."""
+    import hashlib
+
+    with Image.open(result[-1]) as im:
+        return hashlib.sha256(im.tobytes()).hexdigest()
 
 
 def _check_toy(outputs: list, epochs: int) -> tuple[bool, str]:
@@ -249,13 +271,17 @@ def run_load(
     deadline_s: float = 150.0,
     pid: int | None = None,
     warmup: bool = True,
+    identical: int = 0,
 ) -> LoadReport:
     """Submit `sr` SR requests (every fourth one /simulate, the rest /upscale) and `toy` toy-GAN
     trainings at once, each from its own session, and watch them to the end or the deadline.
 
     `warmup` first sends one small request of each kind and waits for it, so one-off costs of a
     fresh server (reading the weights, plotly's first figure) count neither in the latencies nor
-    in the memory growth; the idle RSS is measured after it."""
+    in the memory growth; the idle RSS is measured after it. `identical` more /upscale requests
+    send the very same image at the same moment: each must get a whole, decodable result, and
+    all of them the same pixels (a server that writes results to one shared path per content
+    would hand some of them a file another request is rewriting)."""
     from gradio_client import Client, handle_file
     from gradio_client.utils import Status
 
@@ -264,6 +290,8 @@ def run_load(
     with tempfile.TemporaryDirectory(prefix="load-") as tmp:
         tmp_path = Path(tmp)
         images = make_images(tmp_path, sr, sr_size)
+        images += make_images(tmp_path / "same", 1, sr_size) * identical if identical else []
+        sr += identical
         n = sr + toy
         with ThreadPoolExecutor(8) as pool:  # a session per request, like separate browser tabs
             clients = list(pool.map(lambda i: Client(url, verbose=False, download_files=str(tmp_path / f"c{i}")),
@@ -286,7 +314,7 @@ def run_load(
             t0 = time.monotonic()
             for i in range(n):
                 if i < sr:
-                    endpoint = "/simulate" if i % 4 == 3 else "/upscale"
+                    endpoint = "/simulate" if i % 4 == 3 and i < sr - identical else "/upscale"
                     outcome = Outcome("sr", endpoint)
                     job = clients[i].submit(handle_file(str(images[i])), model, api_name=endpoint)
                 else:
@@ -321,7 +349,11 @@ def run_load(
             worst_page, page_failures = prober.stop()
             for c in clients:
                 c.close()
-    settings = dict(sr=sr, toy=toy, sr_size=sr_size, toy_epochs=toy_epochs, model=model, deadline_s=deadline_s)
+    same = [o for o in outcomes[sr - identical:sr] if o.status == "answered"] if identical else []
+    if len({o.digest for o in same}) > 1:
+        for o in same:
+            o.ok, o.check = False, o.check + "; identical requests got different images"
+    settings = dict(sr=sr, identical=identical, toy=toy, sr_size=sr_size, toy_epochs=toy_epochs, model=model, deadline_s=deadline_s)
     return LoadReport(outcomes, wall, baseline, peak, worst_page, page_failures, settings)
 
 
@@ -336,6 +368,8 @@ def _settle(job, o: Outcome, source: Path | None, toy_epochs: int) -> None:
     o.status = "answered"
     if o.kind == "sr":
         o.ok, o.check = _check_sr(result, source, o.endpoint)
+        if o.ok:
+            o.digest = _pixels_digest(result)
     else:
         if o.first_update_s is None:
             o.first_update_s = o.latency_s
@@ -366,6 +400,8 @@ def main() -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--url", default=None, help="a running app; default: start `python app.py` on a free port")
     p.add_argument("--sr", type=whole_arg(0), default=20, help="concurrent SR requests")
+    p.add_argument("--identical", type=whole_arg(0), default=12,
+                   help="more /upscale requests, all with the same image: each must get a whole, identical result")
     p.add_argument("--toy", type=whole_arg(0), default=5, help="concurrent toy-GAN trainings")
     p.add_argument("--sr-size", type=whole_arg(2), default=256, help="largest side of the SR inputs, px")
     p.add_argument("--toy-epochs", type=whole_arg(1), default=2000)
@@ -375,7 +411,7 @@ def main() -> int:
                    "(8 channels, 1 block) instead of weights/, to measure the serving path, not the model")
     p.add_argument("--json", action="store_true", help="print the report as JSON")
     args = p.parse_args()
-    kwargs = dict(sr=args.sr, toy=args.toy, sr_size=args.sr_size, toy_epochs=args.toy_epochs, model=args.model,
+    kwargs = dict(sr=args.sr, identical=args.identical, toy=args.toy, sr_size=args.sr_size, toy_epochs=args.toy_epochs, model=args.model,
                   deadline_s=args.deadline)
     if args.url:
         report = run_load(args.url.rstrip("/"), **kwargs)

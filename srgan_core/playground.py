@@ -9,11 +9,61 @@ from __future__ import annotations
 import dataclasses
 import threading
 import time
+import uuid
 from typing import Iterator
 
 import numpy as np
 
-from srgan_core import anomaly, figures, toygan
+from srgan_core import anomaly, checks, figures, toygan
+
+TOY_HELP = """A GAN is two small networks playing a game. The **generator** turns random noise into numbers; the
+**discriminator** sees the real data and the generated numbers and learns to tell them apart: its curve D(x) (green,
+dashed) is the probability it gives x of being real. Each epoch D takes one step at telling them apart, then the
+generator one step at fooling D. When the red histogram covers the blue one, D(x) flattens towards ½ and the KS
+distance, the largest gap between the two distributions, drops. **Stop** keeps the generator for the Anomaly tab."""
+KS_HELP = """The toy generator turns U(0, 1) noise into numbers that follow its target (N(0, 1) for the bundled one).
+Feed it other noise and its outputs drift. The Kolmogorov-Smirnov test measures the largest gap between the outputs'
+distribution and the target (the **KS statistic**); the **p-value** is how often a gap that large would happen by
+chance if the input were still U(0, 1). Below α = 0.05 the batch is **flagged**. The detection curve shows how often
+the check fires as n grows, on clean input (false alarms) and on the chosen input (power)."""
+
+
+class StopSwitches:
+    """Stop buttons for trainings, by token: the token goes into a visitor's session, so a Stop
+    reaches the training that session started, whatever copies the web framework makes of the
+    session. At most `keep` are remembered (the oldest are forgotten)."""
+
+    def __init__(self, keep: int = 10_000) -> None:
+        self._events: dict[str, threading.Event] = {}
+        self._lock = threading.Lock()
+        self.keep = keep
+
+    def new(self) -> tuple[str, threading.Event]:
+        token, event = uuid.uuid4().hex, threading.Event()
+        with self._lock:
+            self._events[token] = event
+            while len(self._events) > self.keep:
+                self._events.pop(next(iter(self._events)))
+        return token, event
+
+    def press(self, token: str | None) -> None:
+        with self._lock:
+            event = self._events.get(token or "")
+        if event is not None:
+            event.set()
+
+    def pressed(self, token: str | None) -> bool:
+        with self._lock:
+            event = self._events.get(token or "")
+        return event is not None and event.is_set()
+
+
+def toy_config(target: str, epochs: object, lr: object, hidden: object, seed: object, max_epochs: int,
+               max_hidden: int) -> toygan.ToyGANConfig:
+    """A toy-GAN config from form fields, each checked and named if wrong (forms send floats)."""
+    return toygan.ToyGANConfig(target=target, epochs=checks.whole("epochs", epochs, 1, max_epochs, floats=True),
+                               lr=checks.real("lr", lr), hidden=checks.whole("hidden units", hidden, 1, max_hidden, floats=True),
+                               seed=checks.whole("seed", seed, 0, 2**32 - 1, floats=True))
 
 
 def train_stream(config: toygan.ToyGANConfig, stop: threading.Event, updates_per_s: float = 4.0,
@@ -40,6 +90,23 @@ def train_stream(config: toygan.ToyGANConfig, stop: threading.Event, updates_per
             yield {"epoch": snap.epoch, "epochs": config.epochs, "d_loss": round(snap.d_loss, 4),
                    "g_loss": round(snap.g_loss, 4), "ks_statistic": round(snap.ks_statistic, 4),
                    "target": toygan.describe_target(config), "done": done}, toy
+
+
+def toy_generator(toy: dict | None) -> tuple[toygan.ToyGenerator, str]:
+    """The generator a session trained (its `toy` record) if any, else the bundled default, and
+    how to name it on the page."""
+    if toy is not None:
+        return toy["generator"], f"trained in this session (epoch {toy['epoch']:,}, target {toy['generator'].target})"
+    try:
+        return toygan.load_toy_generator(None), "bundled default"
+    except (ValueError, OSError) as exc:
+        raise ValueError(f"No toy generator yet: train one in the Toy GAN tab first. ({exc})") from None
+
+
+def noise(source: str, a: object, b: object, fraction: object) -> anomaly.NoiseSpec:
+    """The noise a form asks for, each number checked and named if it is not one."""
+    return anomaly.NoiseSpec(kind=source, a=checks.real("a", a), b=checks.real("b", b),
+                             fraction=checks.real("fraction", fraction))
 
 
 def status_line(toy: dict, stopped: bool) -> str:

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextvars
 import os
+import re
 import shutil
 import threading
 import time
@@ -26,15 +27,29 @@ from typing import Iterator
 
 from PIL import Image
 
-from srgan_core import compare, weights
-from srgan_core.data import downscale, modcrop
+from srgan_core import compare, degrade, interpolate, weights
+from srgan_core.data import modcrop
 from srgan_core.metrics import psnr, ssim
-from srgan_core.upscale import Upscaler, bicubic
+from srgan_core.upscale import Upscaler, bicubic, load_image
 
 PNG_LEVEL = 1  # zlib level: a 1024x1024 photo in ~40 ms instead of ~300 ms at Pillow's 6, ~10 % larger
 PREVIEW_SIDE = 1280  # partial results are sent at most this large: they are looked at, not downloaded
 MIN_MEASURED_PIXELS = 128 * 128  # smaller runs do not teach the RateMeter anything
 KEEP_S = 3600  # results are kept this long: a long-running server must not fill its disk
+
+
+def open_upload(payload: dict | str | Path | None) -> tuple[Image.Image, str]:
+    """An uploaded file (a path, or a {path, orig_name} dict as web forms send it) as a checked
+    image (`load_image`: format, size limits, decompression bombs) and the stem of the name the
+    visitor knows it by, which also replaces the server's path in any message."""
+    if payload is None:
+        raise ValueError("Upload an image first: drag and drop, paste, or pick an example.")
+    path = payload.get("path") if isinstance(payload, dict) else payload
+    name = (payload.get("orig_name") if isinstance(payload, dict) else None) or Path(str(path)).name
+    try:
+        return load_image(path), Path(name).stem
+    except ValueError as exc:
+        raise ValueError(str(exc).replace(str(path), name)) from None
 
 
 def write_png(image: Image.Image, folder: str | Path, stem: str) -> str:
@@ -174,6 +189,11 @@ def score(outputs: dict[str, Image.Image], hr: Image.Image, scale: int,
             for name, out in outputs.items()]
 
 
+def _slug(name: str) -> str:
+    """A method's name as part of a file name: "SRGAN at strength 0.50" -> "srgan_at_strength_0_50"."""
+    return re.sub(r"\W+", "_", name.lower()).strip("_")
+
+
 def about(seconds: float) -> str:
     """A duration as people say it: "about 5 s", "about 2 min"."""
     if seconds < 1:
@@ -226,25 +246,49 @@ class Studio:
         order = list(self.labels)
         return sorted(weights.list_bundled("generator"), key=lambda n: (order.index(n) if n in order else len(order), n))
 
-    def load(self, source: str) -> tuple[Upscaler | None, str]:
-        """The Upscaler for a model choice, and a note ("" when it is the one asked for)."""
+    def load(self, source: str, strength: float | None = None) -> tuple[Upscaler | None, str]:
+        """The Upscaler for a model choice, and a note ("" when it is the one asked for).
+
+        `strength` below 1 with the GAN model of the bundled interpolation pair blends its
+        weights with the PSNR model's (interpolate.load_interpolated): 0 is the PSNR model, 1 the
+        GAN. With any other model it is ignored: there is nothing to blend with."""
         if source not in self.bundled() and not str(source).startswith(weights.HUB_PREFIX):
             raise ValueError(f"Unknown model {source!r}: choose a bundled model or an hf://owner/repo/name reference.")
+        blend = strength is not None and source == interpolate.INTERPOLATION_PAIR[1] and \
+            interpolate.check_strength(strength) < 1 and interpolate.INTERPOLATION_PAIR[0] in self.bundled()
+        key = f"{source}@{interpolate.check_strength(strength):.2f}" if blend else source
         with self._lock:
-            if source in self._models:
-                return self._models[source], ""
+            if key in self._models:
+                return self._models[key], ""
         try:
-            up = Upscaler(weights.load_generator(source))
+            up = Upscaler(None, strength=strength) if blend else Upscaler(weights.load_generator(source))
         except (ValueError, OSError) as exc:
             return None, f"Could not load {source} ({exc}), so bicubic is on both sides of the slider."
-        if up.loaded is not None and up.loaded.fallback_reason:  # the Hub failed: not cached as `source`
+        if blend:
+            up.display_name = f"{self.label(source)} at strength {interpolate.check_strength(strength):.2f}"
+        if up.loaded is not None and getattr(up.loaded, "fallback_reason", None):  # the Hub failed: not cached
             return up, (f"{source} is unavailable ({up.loaded.fallback_reason}); the bundled "
-                        f"{self.label(up.name)} was used instead.")
+                        f"{self.name(up)} was used instead.")
         with self._lock:
             if len(self._models) >= self.cache:
                 self._models.pop(next(iter(self._models)))
-            self._models[source] = up
+            self._models[key] = up
         return up, ""
+
+    def choices(self, hub_default: str) -> list[tuple[str, str]]:
+        """(label, value) for the model menu: the bundled generators, then a Hub reference."""
+        return [(f"{self.label(n)} ×{self.scale} (bundled)", n) for n in self.bundled()] + \
+            [(f"{hub_default} (Hugging Face Hub)", hub_default)]
+
+    def notice(self) -> str:
+        """What the page says when the weights folder has no generator yet ("" when it has)."""
+        return "" if self.bundled() else (
+            "⚠️ **No bundled super-resolution weights in `weights/` yet.** Bicubic still works, and a Hub "
+            "reference (`hf://owner/repo/name`) is downloaded when the network allows.")
+
+    def name(self, up: Upscaler) -> str:
+        """How the page names a model's output."""
+        return getattr(up, "display_name", None) or self.label(up.name)
 
     def _side(self, image: Image.Image, name: str, side: str, box: compare.Box, preview: bool = False) -> str:
         """One side of the slider as a file: named in its corner, the crops' region outlined; a
@@ -254,19 +298,19 @@ class Studio:
         factor = -(-max(image.size) // PREVIEW_SIDE)
         return write_png(image.reduce(factor) if preview and factor > 1 else image, self.out_dir, side)
 
-    def upscale(self, image: Image.Image, stem: str, source: str) -> Iterator[Update]:
+    def upscale(self, image: Image.Image, stem: str, source: str, strength: float | None = None) -> Iterator[Update]:
         """Bicubic and the chosen model, `scale` times larger. Before a slow job: an estimate;
         while it runs: the output growing band by band; then the summary, timings, crops of the
         most detailed region and the output file."""
         s = self.scale
-        up, note = self.load(source)
+        up, note = self.load(source, strength)
         t0 = time.perf_counter()
         bic = bicubic(image, s)
         box = compare.scale_box(compare.detail_box(image, self.crop // s), s)
         times, outputs, name, left = {"Bicubic": time.perf_counter() - t0}, {"Bicubic": bic}, "Bicubic", None
         size = f"{image.width}×{image.height} → {image.width * s}×{image.height * s}"
         if up is not None:
-            name = self.label(up.name)
+            name = self.name(up)
             self.meter.calibrate(up)
             guess = self.meter.estimate(up.name, image.width * image.height) or 0.0
             if guess > self.slow_s or note:
@@ -282,17 +326,21 @@ class Studio:
         elif note:
             yield Update("Bicubic only.", warning=note)
         summary = f"**{name}**: {size} in {times.get(name, 0.0):.2f} s. " + (note or f"Slider: bicubic left, {name} right.")
-        yield self._finish(summary, outputs, times, box, name, f"{stem}_x{s}_{name.lower()}", None)
+        yield self._finish(summary, outputs, times, box, name, f"{stem}_x{s}_{_slug(name)}", None)
 
-    def simulate(self, image: Image.Image, stem: str, source: str, degrade=None) -> Iterator[Update]:
-        """Shrink the image `scale` times (`degrade(hr, scale)`, default the training's bicubic),
-        upscale it back with bicubic and every model, score each against the original."""
+    def simulate(self, image: Image.Image, stem: str, source: str, strength: float | None = None,
+                 preset: str = "bicubic") -> Iterator[Update]:
+        """Shrink the image `scale` times with the degradation `preset` (degrade.PRESETS: clean
+        bicubic as in training, or a phone's noise and JPEG, or heavy JPEG), upscale it back with
+        bicubic and every bundled model, and score each against the original."""
         s = self.scale
         hr = modcrop(image.convert("RGB"), s)
         if min(hr.size) < 4 * s:
             raise ValueError(f"Simulate needs at least {4 * s}×{4 * s} px; this image is {image.width}×{image.height}.")
-        lr = (degrade or downscale)(hr, s)
-        chosen, note = self.load(source)
+        if preset not in degrade.PRESETS:
+            raise ValueError(f"Unknown degradation {preset!r}: choose one of {', '.join(degrade.PRESETS)}.")
+        lr = degrade.make_lr(hr, s, preset, seed=0)
+        chosen, note = self.load(source, strength)
         ups = [u for u in [chosen, *(self.load(n)[0] for n in self.bundled() if n != source)] if u is not None]
         guess = sum(self.meter.estimate(u.name, lr.width * lr.height) or 0.0 for u in ups)
         if guess > self.slow_s or note:
@@ -301,15 +349,16 @@ class Studio:
         t0 = time.perf_counter()
         outputs, times = {"Bicubic": bicubic(lr, s)}, {"Bicubic": time.perf_counter() - t0}
         for up in ups:
-            if self.label(up.name) not in outputs:
+            if self.name(up) not in outputs:
                 frame = run_to_end(stream_upscale(up, lr, outputs["Bicubic"], 3600, self.meter))
-                outputs[self.label(up.name)], times[self.label(up.name)] = frame.image, frame.elapsed_s
-        name = self.label(chosen.name) if chosen is not None else "Bicubic"
-        summary = (f"Original {hr.width}×{hr.height} → shrunk to {lr.width}×{lr.height} → upscaled back. Higher PSNR / "
+                outputs[self.name(up)], times[self.name(up)] = frame.image, frame.elapsed_s
+        name = self.name(chosen) if chosen is not None else "Bicubic"
+        shrunk = "shrunk" if preset == "bicubic" else f"shrunk ({degrade.PRESET_LABELS.get(preset, preset)})"
+        summary = (f"Original {hr.width}×{hr.height} → {shrunk} to {lr.width}×{lr.height} → upscaled back. Higher PSNR / "
                    "SSIM is closer to the original; SRGAN gives up a little PSNR for sharper texture. "
                    + (note or f"Slider: bicubic left, {name} right."))
         box = compare.detail_box(hr, self.crop, s)
-        yield self._finish(summary, outputs, times, box, name, f"{stem}_simulated_{name.lower()}", hr)
+        yield self._finish(summary, outputs, times, box, name, f"{stem}_simulated_{_slug(name)}", hr)
 
     def _finish(self, summary: str, outputs: dict[str, Image.Image], times: dict[str, float], box: compare.Box,
                 name: str, stem: str, original: Image.Image | None) -> Update:

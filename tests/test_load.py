@@ -1,5 +1,7 @@
-"""A burst of traffic against the real app on 127.0.0.1: 20 SR requests and 5 toy-GAN trainings
-submitted at the same moment, each from its own session (benchmarks/load.py does the work).
+"""A burst of traffic against the real app on 127.0.0.1: 20 SR requests, 12 more that all send the
+same image, and 5 toy-GAN trainings, submitted at the same moment, each from its own session
+(benchmarks/load.py does the work). Every file of every answer must decode to the last pixel, and
+the 12 identical requests must get identical images.
 
 Every request must be answered (or politely refused) with the right result before the deadline,
 the page must keep answering while the queue drains, and the server's resident memory must stay
@@ -23,7 +25,7 @@ spec = importlib.util.spec_from_file_location("benchmarks_load", ROOT / "benchma
 load = sys.modules["benchmarks_load"] = importlib.util.module_from_spec(spec)
 spec.loader.exec_module(load)
 
-SR_REQUESTS, TOY_TRAININGS = 20, 5
+SR_REQUESTS, IDENTICAL, TOY_TRAININGS = 20, 12, 5
 SR_SIZE = 160  # inputs between 80 and 160 px a side: outputs up to 640x640
 TOY_EPOCHS = 300  # the app takes about 400 snapshots per run at most: 300 epochs is about 5 s of CPU
 DEADLINE_S = 150.0  # the whole burst; requests still open then count as unanswered
@@ -40,7 +42,7 @@ REPORT: list[str] = []
 class LoadSummary:
     def pytest_terminal_summary(self, terminalreporter) -> None:
         if REPORT:
-            terminalreporter.section("load: 20 SR requests + 5 toy trainings at once")
+            terminalreporter.section("load: 20 SR requests + 12 identical ones + 5 toy trainings at once")
             for line in REPORT:
                 terminalreporter.write_line(line)
 
@@ -56,7 +58,7 @@ def app_url(tmp_path_factory, request):
 def test_burst_is_answered_within_bounds(app_url):
     pid = load.server_pid(app_url)
     assert pid is not None, "cannot find the server process to measure its memory"
-    report = load.run_load(app_url, sr=SR_REQUESTS, toy=TOY_TRAININGS, sr_size=SR_SIZE, toy_epochs=TOY_EPOCHS,
+    report = load.run_load(app_url, sr=SR_REQUESTS, identical=IDENTICAL, toy=TOY_TRAININGS, sr_size=SR_SIZE, toy_epochs=TOY_EPOCHS,
                            deadline_s=DEADLINE_S, pid=pid)
     REPORT[:] = report.lines() + [f"bounds: RSS peak <= {RSS_BOUND_MB} MB and <= idle + {RSS_GROWTH_BOUND_MB} MB; "
                                   f"page answers within {PAGE_LATENCY_BOUND_S:.0f} s; burst within {DEADLINE_S:.0f} s"]
@@ -70,6 +72,9 @@ def test_burst_is_answered_within_bounds(app_url):
     wrong = [o for o in report.outcomes if o.status == "answered" and not o.ok]
     assert not wrong, "wrong answers: " + "; ".join(f"{o.endpoint}: {o.check}" for o in wrong)
     assert sum(o.status == "answered" for o in report.outcomes) >= SR_REQUESTS, "most of the burst was refused"
+    same = [o for o in report.outcomes if o.kind == "sr"][-IDENTICAL:]
+    assert all(o.status == "answered" and o.ok for o in same), [o.check for o in same]
+    assert len({o.digest for o in same}) == 1 and same[0].digest
 
     assert report.page_failures == 0 and report.page_latency_max_s < PAGE_LATENCY_BOUND_S, \
         f"the page stopped answering under load: worst {report.page_latency_max_s:.1f} s, {report.page_failures} failures"

@@ -135,3 +135,27 @@ def test_simulate_scores_in_a_fixed_order(studio):
 def test_unknown_model_refused(studio):
     with pytest.raises(ValueError, match="Unknown model"):
         list(studio.upscale(noise_image(8, 8), "x", "/etc/passwd"))
+
+
+def test_gan_strength_blends_between_the_bundled_pair(studio):
+    image = noise_image(40, 30)
+    ends = {}
+    for model, strength in (("srgan_x4", 0.0), ("srresnet_x4", None), ("srgan_x4", 1.0), ("srgan_x4", None)):
+        last = list(studio.upscale(image, "pic", model, strength))[-1]
+        ends[(model, strength)] = np.asarray(Image.open(last.download))
+    assert np.array_equal(ends[("srgan_x4", 0.0)], ends[("srresnet_x4", None)])  # 0: the PSNR model
+    assert np.array_equal(ends[("srgan_x4", 1.0)], ends[("srgan_x4", None)])  # 1: the GAN as it is
+    half = list(studio.upscale(image, "pic", "srgan_x4", 0.5))[-1]
+    assert "SRGAN at strength 0.50" in half.status and Path(half.download).name == "pic_x4_srgan_at_strength_0_50.png"
+    with pytest.raises(ValueError, match="strength"):
+        list(studio.upscale(image, "pic", "srgan_x4", 1.5))
+
+
+def test_simulate_with_a_degradation_preset(studio):
+    smooth = Image.fromarray(np.tile(np.linspace(0, 255, 96, dtype=np.uint8), (64, 1))).convert("RGB")
+    clean = list(studio.simulate(smooth, "pic", "srgan_x4"))[-1]
+    phone = list(studio.simulate(smooth, "pic", "srgan_x4", None, "phone_jpeg"))[-1]
+    assert "Phone JPEG" in phone.status and "Phone JPEG" not in clean.status
+    assert phone.table["data"][0][1] < clean.table["data"][0][1]  # bicubic from a noisy JPEG scores lower
+    with pytest.raises(ValueError, match="Unknown degradation"):
+        list(studio.simulate(smooth, "pic", "srgan_x4", None, "fog"))
