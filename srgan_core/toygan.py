@@ -42,7 +42,7 @@ from srgan_core import checks
 from srgan_core.flags import config_from_dict
 from srgan_core.toygan_engine import FastGAN, ema_decay
 
-TARGETS = ("normal", "mixture")
+TARGETS = ("normal", "mixture", "lognormal")
 NOISES = ("uniform", "normal")
 MAX_EPOCHS = 1_000_000  # ~4 minutes with the default model; a typo of extra zeros should not hang the app
 MAX_WIDTH = 4096
@@ -53,6 +53,7 @@ _SAMPLE_CHUNK = 65_536  # values per pass in ToyGenerator.sample: bounds its mem
 _BLOCK = 500  # epochs of mini-batches drawn at once; fixed, so the random stream never depends on snapshots
 _N_EVAL = 1000  # generated values in each snapshot (always from the same noise, so frames are comparable)
 _N_GRID = 201
+LOGNORMAL_SHAPE = 0.5  # sd of log x for the skewed target: skewness 1.75, clearly lopsided yet learnable
 
 
 # ---------------------------------------------------------------- configuration
@@ -68,7 +69,8 @@ class ToyGANConfig:
     """Every knob of a toy-GAN run. The defaults reproduce the original experiment."""
 
     target: str = _knob("normal", "normal: N(mu, sigma); mixture: (1 - weight2) N(mu, sigma) + weight2 N(mu2, sigma2) "
-                        "(watch for mode collapse)", choices=TARGETS)
+                        "(watch for mode collapse); lognormal: a right-skewed log-normal with mean mu and standard "
+                        f"deviation sigma (its log has sd {LOGNORMAL_SHAPE:g})", choices=TARGETS)
     mu: float = _knob(0.0, "mean of the target (of its first component, for a mixture)")
     sigma: float = _knob(1.0, "standard deviation of the target (> 0)")
     mu2: float = _knob(4.0, "mean of the mixture's second component")
@@ -128,6 +130,8 @@ def describe_target(config: ToyGANConfig) -> str:
     first = f"N({config.mu:g}, {config.sigma:g})"
     if config.target == "normal":
         return first
+    if config.target == "lognormal":
+        return f"LogN(mean {config.mu:g}, sd {config.sigma:g})"
     second = f"N({config.mu2:g}, {config.sigma2:g})"
     return f"{1 - config.weight2:g}·{first} + {config.weight2:g}·{second}"
 
@@ -137,6 +141,16 @@ def target_cdf(config: ToyGANConfig) -> Callable[[np.ndarray], np.ndarray]:
     mu, sigma = config.mu, config.sigma
     if config.target == "normal":
         return lambda x: special.ndtr((np.asarray(x, np.float64) - mu) / sigma)
+    if config.target == "lognormal":
+        mean, sd = _lognormal_moments()
+
+        def lognormal_cdf(x: np.ndarray) -> np.ndarray:
+            # x = mu + sigma (e^(sZ) - mean) / sd, so P(X <= x) = P(sZ <= log(mean + sd (x - mu) / sigma))
+            e = mean + sd * (np.asarray(x, np.float64) - mu) / sigma
+            with np.errstate(divide="ignore", invalid="ignore"):
+                return np.where(e > 0, special.ndtr(np.log(np.maximum(e, 1e-300)) / LOGNORMAL_SHAPE), 0.0)
+
+        return lognormal_cdf
     w, mu2, sigma2 = config.weight2, config.mu2, config.sigma2
 
     def cdf(x: np.ndarray) -> np.ndarray:
@@ -146,7 +160,18 @@ def target_cdf(config: ToyGANConfig) -> Callable[[np.ndarray], np.ndarray]:
     return cdf
 
 
+def _lognormal_moments() -> tuple[float, float]:
+    """Mean and standard deviation of e^(sZ), Z ~ N(0, 1), s = LOGNORMAL_SHAPE: the skewed target is
+    that variable standardised, then scaled to mean mu and standard deviation sigma."""
+    s2 = LOGNORMAL_SHAPE**2
+    return math.exp(s2 / 2), math.sqrt((math.exp(s2) - 1) * math.exp(s2))
+
+
 def _draw_target(config: ToyGANConfig, n: int, rng: np.random.Generator) -> np.ndarray:
+    if config.target == "lognormal":
+        mean, sd = _lognormal_moments()
+        e = np.exp(LOGNORMAL_SHAPE * rng.standard_normal(n))
+        return (config.mu + config.sigma * (e - mean) / sd).astype(np.float32)
     x = rng.standard_normal(n) * config.sigma + config.mu
     if config.target == "mixture":
         second = rng.random(n) < config.weight2
@@ -161,8 +186,10 @@ def _draw_noise(kind: str, shape: tuple[int, ...], rng: np.random.Generator) -> 
 
 
 def _grid(config: ToyGANConfig) -> np.ndarray:
-    """x values for D's decision curve: the target +- 4 standard deviations."""
+    """x values for D's decision curve: the target +- 4 standard deviations (the skewed one: its bulk and tail)."""
     lo, hi = config.mu - 4 * config.sigma, config.mu + 4 * config.sigma
+    if config.target == "lognormal":  # bounded below at mu - 1.9 sigma, a long right tail (to 99.9 %)
+        lo, hi = config.mu - 2.5 * config.sigma, config.mu + 5.5 * config.sigma
     if config.target == "mixture":
         lo, hi = min(lo, config.mu2 - 4 * config.sigma2), max(hi, config.mu2 + 4 * config.sigma2)
     return np.linspace(lo, hi, _N_GRID, dtype=np.float32)
