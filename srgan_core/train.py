@@ -78,6 +78,8 @@ class TrainConfig:
     adv_weight: float = _f(losses.ADVERSARIAL_WEIGHT, "weight of the adversarial term (paper: 1e-3)")
     grid_weight: float = _f(0.0, "weight of the grid loss, which penalises error that repeats with the output "
                             "grid's period (the PixelShuffle checkerboard); 0 = off")
+    d_shift: bool = _f(False, "show D real and generated patches cropped at one random offset within the output "
+                       "grid per iteration, so the checkerboard of D's strided gradients does not lock onto G's grid")
     ema: float = _f(0.0, "keep an exponential moving average of the generator's weights with this decay "
                     "(e.g. 0.999) and validate/ship it; 0 = off")
     degradation: str = _f("bicubic", "how LR patches are made: bicubic (clean, the papers') or realistic "
@@ -176,13 +178,14 @@ def train_step(m: Models, lr: torch.Tensor, hr: torch.Tensor, cfg: TrainConfig, 
     with amp:
         sr = m.g_step(lr)
     log = {}
+    judged = grid_shift(cfg.scale) if cfg.d_shift else (lambda x: x)  # what D sees of each patch
 
     # (1) Update D: real HR patches vs G(LR), with G fixed (its output detached). Real and fake
     #     go through D as one batch: one forward per backward, as DDP requires.
     if m.d is not None:
         m.d.requires_grad_(True)
         with amp:
-            real, fake = m.d_step(torch.cat([hr, sr.detach()])).float().chunk(2)
+            real, fake = m.d_step(judged(torch.cat([hr, sr.detach()]))).float().chunk(2)
             d_loss = losses.discriminator_loss(real, fake, cfg.gan_loss)
         m.opts["d"].zero_grad(set_to_none=True)
         d_loss.backward()
@@ -201,9 +204,9 @@ def train_step(m: Models, lr: torch.Tensor, hr: torch.Tensor, cfg: TrainConfig, 
         if m.d is not None:
             m.d.requires_grad_(False)
             if cfg.gan_loss == "relativistic":
-                real, fake = m.d(torch.cat([hr, sr])).float().chunk(2)
+                real, fake = m.d(judged(torch.cat([hr, sr]))).float().chunk(2)
             else:
-                real, fake = None, m.d(sr).float()
+                real, fake = None, m.d(judged(sr)).float()
             adversarial = losses.adversarial_loss(fake, real, cfg.gan_loss)
             g_loss = g_loss + cfg.adv_weight * adversarial
             log["adv_loss"] = adversarial.item()
@@ -214,6 +217,17 @@ def train_step(m: Models, lr: torch.Tensor, hr: torch.Tensor, cfg: TrainConfig, 
         update_ema(m.ema, m.g, cfg.ema)
     log["content_loss"], log["g_loss"] = content.item(), g_loss.item()
     return log
+
+
+def grid_shift(scale: int):
+    """A crop at a random offset (0..scale-1 px in y and x), the same for every patch of a step.
+
+    D's stride-2 convolutions send back gradients with a checkerboard of their own; at a fixed
+    alignment it adds up, step after step, on the same sub-pixel phases of G's output and becomes
+    the grid pattern of many SRGANs. A fresh offset each step spreads it over all phases.
+    """
+    dy, dx = (int(v) for v in torch.randint(0, scale, (2,)))
+    return lambda x: x[..., dy : x.shape[-2] - scale + dy, dx : x.shape[-1] - scale + dx]
 
 
 @torch.no_grad()

@@ -342,3 +342,19 @@ def test_under_torchrun_every_rank_stops_at_the_same_iteration_on_the_time_limit
     assert stops[0] == stops[1]
     state = json.loads((tmp_path / "two" / "checkpoint" / "state.json").read_text())
     assert state["iteration"] == stops[0]
+
+
+def test_d_shift_shows_d_crops_at_random_offsets_within_the_output_grid():
+    import torch
+
+    from srgan_core.train import grid_shift
+
+    torch.manual_seed(0)
+    x = torch.arange(32 * 32, dtype=torch.float32).view(1, 1, 32, 32)
+    offsets = set()
+    for _ in range(64):
+        crop = grid_shift(4)(x)
+        assert crop.shape[-2:] == (28, 28)
+        first = int(crop[0, 0, 0, 0])
+        offsets.add(divmod(first, 32))
+    assert offsets == {(dy, dx) for dy in range(4) for dx in range(4)}
