@@ -121,9 +121,11 @@ def test_large_job_says_how_long_then_streams_rows(client, tmp_path):
     partial = [u for u in updates[1:-1] if "% done" in u[0]]
     assert partial, [u[0] for u in updates]
     left, right = partial[0][1]
-    final = Image.open(updates[-1][-1])
-    assert Image.open(right).size == final.size == (2000, 1600)
-    assert same_share(right, final) < same_share(updates[-1][1][1], final)  # the preview was not yet the end
+    final = Image.open(updates[-1][1][1])
+    assert final.size == Image.open(updates[-1][-1]).size == (2000, 1600)
+    assert Image.open(left).size == Image.open(right).size == (1000, 800)  # previews are sent at most 1280 px
+    share = same_share(right, final.reduce(2))
+    assert 0 < share < 0.99, share  # the rows done so far, bicubic below them
 
 
 def test_simulate_scores_against_the_original(client):
@@ -176,6 +178,16 @@ def test_bad_images_get_a_clear_message(client, app_url, tmp_path, kind):
     src = save_png(noise_image(8, 8), tmp_path / "ok.png")
     _, (bic_path, _), *_ = client.predict(handle_file(src), "srgan_x4", api_name="/upscale")
     assert Image.open(bic_path).size == (32, 32)
+
+
+def test_gan_strength_and_degradation(client, tmp_path):
+    """Strength 0 of the bundled pair is the PSNR model exactly; Simulate can shrink like a phone."""
+    src = save_png(noise_image(24, 16), tmp_path / "in.png")
+    *_, zero = client.predict(handle_file(src), "srgan_x4", 0.0, api_name="/upscale")
+    *_, psnr_model = client.predict(handle_file(src), "srresnet_x4", 1.0, api_name="/upscale")
+    assert np.array_equal(np.asarray(Image.open(zero)), np.asarray(Image.open(psnr_model)))
+    summary, _, table, *_ = client.predict(handle_file(str(EXAMPLE)), "srgan_x4", 1.0, "phone_jpeg", api_name="/simulate")
+    assert "Phone JPEG" in summary and [r[0] for r in table["data"]] == ["Bicubic", "SRGAN", "SRResNet"]
 
 
 def test_unknown_model_refused(client, tmp_path):
