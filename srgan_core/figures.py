@@ -66,10 +66,12 @@ def log_ticks(values: Sequence[float]) -> dict:
 # ============================================================================ toy GAN
 
 
-def toy_distribution(snap: toygan.Snapshot, config: toygan.ToyGANConfig) -> Figure:
+def toy_distribution(snap: toygan.Snapshot, config: toygan.ToyGANConfig, title: str | None = None) -> Figure:
     """Real data and generated samples over the target density, with the discriminator's
     decision curve D(x) on the right-hand axis: the picture of Goodfellow et al. (2014), fig. 1.
-    One figure rather than two, because every figure costs the browser a redraw per update."""
+    One figure rather than two, because every figure costs the browser a redraw per update.
+    `title` replaces "Epoch n of N" (the step mode counts updates instead). The axes depend only on
+    the config, so they stay put from frame to frame."""
     lo, hi = float(snap.grid[0]), float(snap.grid[-1])
     grid, density, _ = density_and_quantiles(toygan.target_cdf(config), lo, hi)
     bins = {"start": lo, "end": hi, "size": (hi - lo) / 60}
@@ -85,7 +87,7 @@ def toy_distribution(snap: toygan.Snapshot, config: toygan.ToyGANConfig) -> Figu
     ]
     half = {"type": "line", "xref": "paper", "x0": 0, "x1": 1, "yref": "y2", "y0": 0.5, "y1": 0.5,
             "line": {"color": COLORS["d"], "dash": "dot", "width": 1}}
-    return figure(traces, f"Epoch {snap.epoch:,} of {snap.epochs:,}", "x", "density", height=380,
+    return figure(traces, title or f"Epoch {snap.epoch:,} of {snap.epochs:,}", "x", "density", height=380,
                   barmode="overlay", shapes=[half],
                   xaxis={"range": [lo, hi], "title": {"text": "x"}},
                   yaxis={"range": [0, 1.6 * float(density.max())], "title": {"text": "density"}},

@@ -19,6 +19,7 @@ from __future__ import annotations
 import math
 import threading
 from dataclasses import dataclass, replace
+from typing import Mapping
 
 import numpy as np
 from scipy import special
@@ -29,6 +30,7 @@ from srgan_core.toygan import ToyGANConfig, ToyGenerator
 from srgan_core.toygan_engine import FastGAN, ema_decay
 
 MAX_RUN = 10_000  # epochs one `run` may play: a typo must not freeze a page
+SPEEDS = (1, 10, 100, 1000)  # epochs per frame a page may play
 _HISTORY = 2_000  # points kept for the loss curves; older ones are thinned to every other
 
 
@@ -111,6 +113,7 @@ class Stepper:
         self.d_loss = self.g_loss = math.nan  # of the latest update, on its mini-batch
         self.history: dict[str, list] = {"epoch": [], "d_loss": [], "g_loss": [], "ks": []}
         self.caption = "Ready: press Step D."
+        self.preset: str | None = None  # the preset it was started from, when a page started it
         self._blocks: dict[int, tuple[np.ndarray, ...]] = {}
         self._drawn = 0  # blocks drawn from the mini-batch stream so far
         self._lock = threading.Lock()
@@ -272,6 +275,15 @@ class Stepper:
         """The generator as a run would keep it (the moving average of G's weights when ema > 0): a copy."""
         return ToyGenerator.from_layers(self.config, self.gan.kept_generator())
 
+    def status(self) -> dict:
+        """The numbers behind the caption, for API clients."""
+        with self._lock:
+            m = self.measure()
+        return {"preset": self.preset, "target": toygan.describe_target(self.config), "d_steps": self.d_steps,
+                "g_steps": self.g_steps, "epoch": self.epoch, "d_real": round(m.d_real, 4), "d_fake": round(m.d_fake, 4),
+                "ks_statistic": round(m.ks, 4), "d_loss": None if math.isnan(self.d_loss) else round(self.d_loss, 4),
+                "g_loss": None if math.isnan(self.g_loss) else round(self.g_loss, 4), "caption": self.caption}
+
     def title(self) -> str:
         """Under 40 characters, for the plot."""
         return f"After {self.d_steps:,} D and {self.g_steps:,} G updates"
@@ -289,3 +301,55 @@ falls where generated ones lie. G does not change.
 G's outputs towards where D(x) is higher, where D believes real data lies.
 5. **Repeat.** *Train* runs thousands of epochs. Captions measure D on all {config.n_real:,} real values and \
 {toygan._N_EVAL:,} generated ones: steadier than one mini-batch."""
+
+
+# ---------------------------------------------------------------- for a page: one stepper per visitor, settings in links
+
+
+def stepper_for(current: Stepper | None, preset: str, **fields: object) -> Stepper:
+    """The visitor's stepper if it was started with these settings, else a new one from them: a
+    changed setting starts again from epoch 0, an unchanged one keeps stepping."""
+    config, generator = preset_config(preset, **fields)
+    if current is not None and current.preset == preset and current.config == config:
+        return current
+    stepper = Stepper(config, generator)
+    stepper.preset = preset
+    return stepper
+
+
+LINK_KEYS = ("preset", "target", "epochs", "lr", "hidden", "seed", "speed")  # the page's settings a link carries
+
+
+def settings_from_link(query: Mapping[str, str], limits: Mapping[str, tuple[float, float]]) -> tuple[dict, list[str]]:
+    """Settings from a shared link's query (?preset=skewed&lr=0.002&seed=3): ({key: value} of the good
+    ones, one message per bad one, so a page applies what it can and says what it ignored). `limits`
+    gives (lo, hi) for epochs, lr, hidden and seed, the page's own slider ranges; other keys of the
+    query (the framework's own) are not ours and are passed over."""
+    values, problems = {}, []
+    for key in LINK_KEYS:
+        if key not in query:
+            continue
+        text = str(query[key]).strip()
+        try:
+            if key in ("preset", "target"):
+                allowed = tuple(PRESETS) if key == "preset" else toygan.TARGETS
+                if text not in allowed:
+                    raise ValueError(f"{key} must be one of {', '.join(allowed)}, got {text!r}")
+                values[key] = text
+                continue
+            try:
+                number = float(text)
+            except ValueError:
+                raise ValueError(f"{key} must be a number, got {text!r}") from None
+            if key == "speed":
+                if number not in SPEEDS:
+                    raise ValueError(f"speed must be one of {', '.join(map(str, SPEEDS))}, got {text!r}")
+                values[key] = int(number)
+            elif key == "lr":
+                values[key] = checks.interval("lr", number, *limits["lr"], lo_open=True)
+            else:
+                lo, hi = limits[key]
+                values[key] = checks.whole(key, number, int(lo), int(hi), floats=True)
+        except ValueError as exc:
+            problems.append(str(exc))
+    return values, problems
