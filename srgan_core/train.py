@@ -26,7 +26,7 @@ import platform
 import sys
 import time
 from contextlib import nullcontext
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import torch
@@ -405,6 +405,9 @@ def save_final(cfg: TrainConfig, run: Path, g: nn.Module, env: Dist, metrics: di
     from srgan_core.flags import config_to_flags
     from srgan_core.weights import save_generator
 
+    # The recipe as others can run it: data folders as DATA/NAME, wherever they live here.
+    recipe = replace(cfg, train_data=[f"DATA/{Path(p).name}" for p in cfg.train_data],
+                     val_data=[f"DATA/{Path(p).name}" for p in cfg.val_data], out=f"runs/{run.name}")
     final = Generator(cfg.generator_config)
     final.load_state_dict({k: v.float().cpu() for k, v in g.state_dict().items()})
     description = ("SRResNet trained with a pixel loss" if cfg.stage == "srresnet"
@@ -418,10 +421,10 @@ def save_final(cfg: TrainConfig, run: Path, g: nn.Module, env: Dist, metrics: di
         "batch_size": cfg.batch_size,
         "patch": cfg.patch,
         "content_loss": cfg.content_loss,
-        "config": asdict(cfg),
+        "config": asdict(recipe),
         "wall_time_s": round(sum_wall_time(run), 1),
         "hardware": f"{hardware()} x {env.world} process(es)",
-        "command": "python -m srgan_core train " + config_to_flags(cfg),
+        "command": "python -m srgan_core train " + config_to_flags(recipe),
     }, metrics=metrics)
 
 

@@ -95,6 +95,8 @@ def test_run_folder_contents(images, tmp_path):
     sidecar = json.loads((run / "generator.json").read_text())
     assert sidecar["config"]["channels"] == 8 and sidecar["training"]["iterations"] == 4
     assert sidecar["training"]["command"].startswith("python -m srgan_core train ")
+    # the recipe names data folders as DATA/NAME, not where they were on the training machine
+    assert f"--train-data DATA/{images.name}" in sidecar["training"]["command"] and str(images) not in json.dumps(sidecar)
     assert len(list((run / "samples").iterdir())) == 2
 
 
