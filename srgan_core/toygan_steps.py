@@ -352,4 +352,6 @@ def settings_from_link(query: Mapping[str, str], limits: Mapping[str, tuple[floa
                 values[key] = checks.whole(key, number, int(lo), int(hi), floats=True)
         except ValueError as exc:
             problems.append(str(exc))
+    if "preset" in values:  # a preset fills in the target the link leaves out, as choosing it on the page does
+        values.setdefault("target", PRESETS[values["preset"]].target)
     return values, problems

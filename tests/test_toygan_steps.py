@@ -10,7 +10,8 @@ from scipy import stats
 
 from srgan_core import figures, toygan
 from srgan_core.toygan import ToyGANConfig, train
-from srgan_core.toygan_steps import MAX_RUN, PRESETS, Stepper, explanation, preset_config
+from srgan_core.toygan_steps import (MAX_RUN, PRESETS, Stepper, explanation, preset_config, settings_from_link,
+                                     stepper_for)
 
 NUMBER = r"(-?[\d.]+)"
 
@@ -188,6 +189,49 @@ def test_the_explanation_is_numbered_and_uses_the_config():
     text = explanation(ToyGANConfig(batch_size=16, n_real=500))
     assert [int(n) for n in re.findall(r"^(\d)\. ", text, flags=re.M)] == [1, 2, 3, 4, 5]
     assert "16 real values" in text and "500 real values" in text
+
+
+def test_a_visitor_keeps_stepping_until_a_setting_changes():
+    s = stepper_for(None, "normal", seed=1)
+    s.step_d()
+    assert stepper_for(s, "normal", seed=1) is s
+    assert stepper_for(s, "normal", seed=2) is not s
+    assert stepper_for(s, "normal", seed=1, lr=2e-3) is not s
+    trained = stepper_for(s, "trained", seed=1)  # the same config as "normal", but G starts trained
+    assert trained is not s and trained.preset == "trained" and trained.d_steps == 0
+
+
+LIMITS = {"epochs": (100, 100_000), "lr": (0, 1), "hidden": (2, 256), "seed": (0, 2**32 - 1)}
+
+
+def test_settings_from_a_link():
+    query = {"preset": "skewed", "lr": "0.002", "hidden": "40", "seed": "3", "speed": "100", "epochs": "5000",
+             "__theme": "dark"}  # not ours: passed over
+    values, problems = settings_from_link(query, LIMITS)
+    assert problems == []
+    assert values == {"preset": "skewed", "target": "lognormal", "lr": 0.002, "hidden": 40, "seed": 3, "speed": 100,
+                      "epochs": 5000}
+    values, _ = settings_from_link({"preset": "mode-collapse", "target": "normal"}, LIMITS)
+    assert values == {"preset": "mode-collapse", "target": "normal"}  # the link's own target wins
+    assert settings_from_link({}, LIMITS) == ({}, [])
+
+
+def test_bad_settings_in_a_link_are_each_named():
+    query = {"preset": "bimodal", "target": "gamma", "epochs": "2.5", "lr": "0", "hidden": "lots", "seed": "-1",
+             "speed": "7"}
+    values, problems = settings_from_link(query, LIMITS)
+    assert values == {}
+    assert problems == [
+        "preset must be one of normal, mode-collapse, skewed, trained, got 'bimodal'",
+        "target must be one of normal, mixture, lognormal, got 'gamma'",
+        "epochs must be a whole number, got 2.5",
+        "lr must be in (0, 1], got 0.0",
+        "hidden must be a number, got 'lots'",
+        "seed must be between 0 and 4,294,967,295, got -1",
+        "speed must be one of 1, 10, 100, 1000, got '7'",
+    ]
+    values, problems = settings_from_link({"seed": "5", "hidden": "nan"}, LIMITS)
+    assert values == {"seed": 5} and problems == ["hidden must be a whole number, got nan"]
 
 
 # ---------------------------------------------------------------- the skewed target
