@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
 
 class CLIError(Exception):
@@ -324,8 +325,40 @@ def add_evaluate_parser(sub: argparse._SubParsersAction) -> None:
                    help='one JSON object {"psnr", "ssim", "detail", "grid", "niqe", "images": [...]} on stdout')
     p.add_argument("--update-sidecar", action="store_true",
                    help="write the scores into the local weights' JSON sidecar under metrics[SET] "
-                   "(metrics[SET@DEGRADATION] for other degradations)")
+                   "(metrics[SET@DEGRADATION] for other degradations); with --strengths, the points into the "
+                   "GAN model's sidecar (its model card plots them)")
+    p.add_argument("--strengths", type=float, nargs="+", metavar="S",
+                   help="perception-distortion points instead: PSNR and NIQE of bicubic, of the PSNR/GAN blend at "
+                   "each strength S (0 = --weights-psnr, 1 = --weights-gan) and NIQE of the HR photos")
+    p.add_argument("--weights-psnr", default="srresnet_x4", help="with --strengths: the PSNR model (strength 0)")
+    p.add_argument("--weights-gan", default="srgan_x4", help="with --strengths: the GAN model (strength 1)")
     p.set_defaults(func=cmd_evaluate)
+
+
+def cmd_perception_distortion(args: argparse.Namespace) -> int:
+    import json
+
+    from srgan_core.evaluate import blend_points, update_sidecar_points
+    from srgan_core.weights import load_generator
+
+    points = blend_points(args.data, args.strengths, args.weights_psnr, args.weights_gan, args.scale, args.degradation)
+    if args.update_sidecar:
+        gan = load_generator(args.weights_gan)
+        if gan.fallback_reason:
+            raise CLIError(f"{args.weights_gan}: not a local weights file; its sidecar cannot be updated")
+        command = (f"python -m srgan_core evaluate --data DATA/{Path(args.data).name} --strengths "
+                   + " ".join(f"{s:g}" for s in args.strengths) + " --update-sidecar")
+        written = update_sidecar_points(gan.path, Path(args.data).name, args.degradation, points, command)
+        print(f"wrote perception_distortion into {written}", file=sys.stderr)
+    if args.json:
+        print(json.dumps(points, indent=1))
+    else:
+        print(f"{'method':<16}{'PSNR dB':>10}{'NIQE':>8}   on {Path(args.data).name} (NIQE: lower = more natural)")
+        for pt in points:
+            psnr = "-" if pt["psnr"] is None else f"{pt['psnr']:.2f}"
+            niqe = "-" if pt["niqe"] is None else f"{pt['niqe']:.2f}"
+            print(f"{pt['method']:<16}{psnr:>10}{niqe:>8}")
+    return 0
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
@@ -335,6 +368,10 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
     if args.scale not in (2, 4, 8):
         raise CLIError(f"--scale must be 2, 4 or 8, got {args.scale}")
+    if args.strengths:
+        if args.bicubic or args.weights:
+            raise CLIError("--strengths scores blends of --weights-psnr and --weights-gan; leave out --weights/--bicubic")
+        return cmd_perception_distortion(args)
     if args.update_sidecar and (args.bicubic or not args.weights or str(args.weights).startswith("hf://")):
         raise CLIError("--update-sidecar writes into a local model's sidecar: give --weights PATH or a bundled name")
     loaded = None

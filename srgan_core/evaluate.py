@@ -179,13 +179,24 @@ def _file_sha256(path: Path) -> str:
     return h.hexdigest()
 
 
-def update_sidecar(weights_path: str | Path, result: Evaluation) -> Path:
-    """Write `result`'s summary into the sidecar of a local weights file, under metrics_key().
+def blend_points(folder: str | Path, strengths: list[float], psnr_source: str = "srresnet_x4",
+                 gan_source: str = "srgan_x4", scale: int = 4, degradation: str = "bicubic") -> list[dict]:
+    """Perception-distortion points of bicubic and the PSNR/GAN blend at each strength.
 
-    Only the "metrics" entry (and the note that explains it) change: the tensor file is untouched,
-    so its sha256 stays valid, and it is checked first, so metrics are never attached to a
-    sidecar that does not describe those exact tensors. Written to a temporary file and renamed.
+    Strength 0 is the PSNR model and 1 the GAN model (network interpolation, interpolate.py):
+    walking the strength walks the trade-off curve of Blau & Michaeli (2018) with one model pair.
     """
+    from srgan_core.interpolate import check_strength, load_interpolated
+    from srgan_core.upscale import Upscaler
+
+    methods: dict[str, UpscaleFn] = {"bicubic": bicubic_upscale(scale)}
+    for s in strengths:
+        methods[f"strength {check_strength(s):g}"] = Upscaler(load_interpolated(psnr_source, gan_source, s)).upscale
+    return perception_distortion(folder, methods, scale, degradation)
+
+
+def _local_sidecar(weights_path: str | Path) -> tuple[Path, dict]:
+    """A local weights file's sidecar, after checking that it still describes those tensors."""
     from srgan_core.weights import read_sidecar
 
     stem = Path(weights_path)
@@ -196,11 +207,35 @@ def update_sidecar(weights_path: str | Path, result: Evaluation) -> Path:
     meta = read_sidecar(json_path)
     if _file_sha256(st_path) != meta["sha256"].lower():
         raise ValueError(f"{json_path}: its sha256 does not match {st_path.name}; not writing metrics into it")
-    scores = {k: (None if v is None else round(v, DIGITS[k])) for k, v in result.summary().items()}
-    metrics = meta.get("metrics") if isinstance(meta.get("metrics"), dict) else {}
-    metrics[metrics_key(result.data, result.degradation)] = scores
-    meta["metrics"], meta["metrics_note"] = metrics, METRICS_NOTE
+    return json_path, meta
+
+
+def _write_json(json_path: Path, meta: dict) -> Path:
     tmp = json_path.with_name(json_path.name + ".tmp")
     tmp.write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
     os.replace(tmp, json_path)
     return json_path
+
+
+def update_sidecar_points(weights_path: str | Path, data: str, degradation: str, points: list[dict],
+                          command: str) -> Path:
+    """Store perception-distortion points in a GAN model's sidecar, for its model card's plot."""
+    json_path, meta = _local_sidecar(weights_path)
+    rounded = [{k: (round(v, 3) if isinstance(v, float) else v) for k, v in p.items()} for p in points]
+    meta["perception_distortion"] = {"data": data, "degradation": degradation, "points": rounded, "command": command}
+    return _write_json(json_path, meta)
+
+
+def update_sidecar(weights_path: str | Path, result: Evaluation) -> Path:
+    """Write `result`'s summary into the sidecar of a local weights file, under metrics_key().
+
+    Only the "metrics" entry (and the note that explains it) change: the tensor file is untouched,
+    so its sha256 stays valid, and it is checked first, so metrics are never attached to a
+    sidecar that does not describe those exact tensors. Written to a temporary file and renamed.
+    """
+    json_path, meta = _local_sidecar(weights_path)
+    scores = {k: (None if v is None else round(v, DIGITS[k])) for k, v in result.summary().items()}
+    metrics = meta.get("metrics") if isinstance(meta.get("metrics"), dict) else {}
+    metrics[metrics_key(result.data, result.degradation)] = scores
+    meta["metrics"], meta["metrics_note"] = metrics, METRICS_NOTE
+    return _write_json(json_path, meta)

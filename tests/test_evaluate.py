@@ -180,3 +180,32 @@ def test_update_sidecar_refusals_are_one_line(data_dir, tiny_copy, tmp_path):
 
 def test_image_score_fields_are_the_reported_metrics():
     assert [f for f in ImageScore.__dataclass_fields__ if f != "name"] == list(METRICS)
+
+
+def test_cli_perception_distortion_points_for_blends_go_into_the_gan_sidecar(data_dir, tmp_path):
+    """--strengths scores bicubic and the PSNR->GAN blends; strength 0 is the PSNR model itself."""
+    pair = tmp_path / "w"
+    pair.mkdir()
+    for name in ("srresnet_x4", "srgan_x4"):
+        for suffix in (".safetensors", ".json"):
+            shutil.copy(_bundled(name).with_suffix(suffix), pair / f"{name}{suffix}")
+    images = tmp_path / "two"
+    images.mkdir()
+    for name in ("bird.png", "butterfly.png"):
+        shutil.copy(data_dir / "Set5" / name, images / name)
+    out = cli("evaluate", "--data", str(images), "--strengths", "0", "1", "--json", "--update-sidecar",
+              "--weights-psnr", str(pair / "srresnet_x4"), "--weights-gan", str(pair / "srgan_x4"))
+    assert out.returncode == 0, out.stderr[-2000:]
+    points = json.loads(out.stdout)
+    assert [p["method"] for p in points] == ["HR", "bicubic", "strength 0", "strength 1"]
+    assert points[0]["psnr"] is None and points[0]["niqe"] < points[1]["niqe"]
+    from srgan_core.upscale import Upscaler
+
+    alone = evaluate(images, Upscaler(str(pair / "srresnet_x4")).upscale, 4, "psnr model")
+    assert points[2]["psnr"] == pytest.approx(alone.psnr, abs=1e-9)
+    stored = json.loads((pair / "srgan_x4.json").read_text())["perception_distortion"]
+    assert stored["data"] == "two" and [p["method"] for p in stored["points"]] == [p["method"] for p in points]
+    assert "--strengths 0 1" in stored["command"] and str(tmp_path) not in stored["command"]
+    assert load_generator(str(pair / "srgan_x4")).fallback_reason is None  # the sha256 still matches
+    bad = cli("evaluate", "--data", str(images), "--strengths", "2")
+    assert bad.returncode == 2 and bad.stderr.count("\n") == 1 and "strength" in bad.stderr
