@@ -163,15 +163,16 @@ def build_app() -> gr.Blocks:
                         examples = gr.Examples([[str(p)] for p in sorted(EXAMPLES.glob("*.png"))], inputs=[image_in],
                                                label="Try an example (public domain / CC0 photos): a click runs Upscale")
                         image_in.render()
-                        model = gr.Dropdown([], label="Model", allow_custom_value=True,
-                                            info="bundled weights, or a Hub reference hf://owner/repo/name")
-                        strength = gr.Slider(0, 1, value=1, step=0.05, label="GAN strength", elem_id="sr-strength",
-                                             info="0: SRResNet's smooth, faithful result · 1: SRGAN's sharper texture")
-                        preset = gr.Radio([(v, k) for k, v in degrade.PRESET_LABELS.items()], value="bicubic",
-                                          label="Simulate shrinks with", elem_id="sr-preset")
                         with gr.Row():
                             upscale_btn = gr.Button("Upscale ×4", variant="primary", elem_id="upscale-btn")
                             simulate_btn = gr.Button("Simulate ×4", variant="secondary", elem_id="simulate-btn")
+                        with gr.Accordion("Model, GAN strength, how Simulate shrinks", open=False, elem_id="sr-options"):
+                            model = gr.Dropdown([], label="Model", allow_custom_value=True,
+                                                info="bundled weights, or a Hub reference hf://owner/repo/name")
+                            strength = gr.Slider(0, 1, value=1, step=0.05, label="GAN strength", elem_id="sr-strength",
+                                                 info="0: SRResNet's smooth, faithful result · 1: SRGAN's sharper texture")
+                            shrink = gr.Radio([(v, k) for k, v in degrade.PRESET_LABELS.items()], value="bicubic",
+                                              label="Simulate shrinks with", elem_id="sr-preset")
                     with gr.Column(scale=3, min_width=300):
                         status = gr.Markdown("Pick an example, or upload an image.", elem_id="sr-status")
                         slider = gr.ImageSlider(label="Bicubic ↔ model", type="filepath", max_height=560,
@@ -186,7 +187,7 @@ def build_app() -> gr.Blocks:
                              concurrency_id="sr")
                 run_up, run_sim, up_in = sr_event(studio.upscale), sr_event(studio.simulate), [image_in, model, strength]
                 upscale_btn.click(run_up, up_in, api_name="upscale", **sr_io)
-                simulate_btn.click(run_sim, up_in + [preset], api_name="simulate", **sr_io)
+                simulate_btn.click(run_sim, up_in + [shrink], api_name="simulate", **sr_io)
                 examples.load_input_event.then(run_up, up_in, api_visibility="private", **sr_io)
                 model.change(lambda m: gr.Slider(visible=m == interpolate.INTERPOLATION_PAIR[1]), model, strength,
                              queue=False, api_visibility="private", show_progress="hidden")
