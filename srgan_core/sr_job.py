@@ -93,7 +93,7 @@ class RateMeter:
             old = self._rates.get(model)
             self._rates[model] = rate if old is None else (1 - self.weight) * old + self.weight * rate
 
-    def calibrate(self, up: Upscaler, sides: tuple[int, int] = (32, 96)) -> None:
+    def calibrate(self, up: Upscaler, sides: tuple[int, int] = (64, 192)) -> None:
         """Time two small squares once (after a warm-up call), unless this model has a rate:
         the difference is the cost per pixel without the per-call overhead, which would make a
         single small run predict minutes for a large image."""
@@ -318,7 +318,7 @@ class Studio:
             for frame in stream_upscale(up, image, bic, self.preview_every_s, self.meter):
                 if not frame.done:
                     left = left or self._side(bic, "Bicubic", "left", box, preview=True)
-                    rest = guess - frame.elapsed_s
+                    rest = frame.elapsed_s * (1 - frame.fraction) / frame.fraction  # the rows so far tell best
                     yield Update(f"**{name}**: {frame.fraction:.0%} done" + (f", {about(rest)} left" if rest > 1 else "")
                                  + " (the part not done yet shows bicubic)",
                                  (left, self._side(frame.image, name, "right", box, preview=True)))

@@ -272,6 +272,75 @@ def test_errors_stay_in_the_page_until_the_next_action(desktop, tmp_path):
         assert "the yellow box: Bicubic, SRGAN, SRResNet, Original." in page.locator("#sr-status").inner_text()
 
 
+def test_toy_step_mode_and_settings_in_the_link(browser, app_url):
+    """A link carries the toy GAN's settings and opens the tab with them applied; Step D and Step G
+    each update the caption and the picture; Play runs at the chosen speed until Pause; a changed
+    setting is written back into the address, so the address is always a link to this page."""
+    page = open_page(browser, app_url + "/?preset=skewed&lr=0.002&hidden=40&seed=3&speed=100", DESKTOP)
+    caption = page.locator("#toy-caption")
+    try:
+        with step(page, "the link's settings are applied"):
+            caption.get_by_text("Skewed (log-normal).").wait_for()
+            assert page.get_by_role("tab", name="Toy GAN", exact=True).get_attribute("aria-selected") == "true"
+            assert page.locator("#toy-preset input").input_value() == "Skewed (log-normal)"
+            assert page.locator("#toy-target").get_by_label("lognormal", exact=True).is_checked()
+            assert page.locator("#toy-speed").get_by_label("100", exact=True).is_checked()
+            assert page.locator("#toy-hidden input[type=number]").input_value() == "40"
+            assert float(page.locator("#toy-lr input").input_value()) == 0.002
+            assert page.locator("#toy-seed input").input_value() == "3"
+        with step(page, "Step D, then Step G: each caption says what changed"):
+            page.locator("#step-d-btn").click()
+            caption.get_by_text(re.compile(r"D update 1 \(steps 1–2\): D\(real\) [\d.]+→[\d.]+, D\(fake\)")).wait_for()
+            page.wait_for_function("() => document.querySelector('#toy-dist .gtitle')?.textContent === 'After 1 D and 0 G updates'")
+            page.locator("#step-g-btn").click()
+            caption.get_by_text(re.compile(r"G update 1 \(steps 3–4\): D\(fake\) [\d.]+→[\d.]+, KS distance")).wait_for()
+            page.wait_for_function("() => document.querySelector('#toy-dist .gtitle')?.textContent === 'After 1 D and 1 G updates'")
+            assert page.locator("#toy-dist").get_by_text("target LogN(mean 0, sd 1)").count() == 1
+            assert page.locator("#toy-steps-help li").count() == 5
+        shoot(page, "desktop-toy-steps")
+        with step(page, "Play runs 100 epochs a frame until Pause"):
+            page.locator("#play-btn").click()
+            page.wait_for_function("() => /After [1-9]\\d*01 D/.test(document.querySelector('#toy-dist .gtitle')?.textContent)")
+            page.locator("#play-btn").get_by_text("Pause").click()
+            page.locator("#play-btn").get_by_text("Play").wait_for()
+            page.wait_for_timeout(1500)  # a frame already asked for may still land
+            frozen = plot_title(page, "toy-dist")
+            page.wait_for_timeout(2000)
+            assert plot_title(page, "toy-dist") == frozen, "frames still come after Pause"
+            d, g = (int(v.replace(",", "")) for v in re.search(r"After ([\d,]+) D and ([\d,]+) G", frozen).groups())
+            assert d == g and d % 100 == 1, frozen
+        with step(page, "a changed setting goes into the address and starts the steps again"):
+            seed = page.locator("#toy-seed input")
+            seed.fill("7")
+            seed.press("Enter")
+            page.wait_for_function("() => new URL(location.href).searchParams.get('seed') === '7'")
+            query = dict(re.findall(r"[?&](\w+)=([^&]*)", page.url))
+            assert {k: query.get(k) for k in ("preset", "target", "hidden", "speed")} == \
+                {"preset": "skewed", "target": "lognormal", "hidden": "40", "speed": "100"}, page.url
+            page.locator("#step-d-btn").click()
+            caption.get_by_text("D update 1 ").wait_for()
+        shared = page.url
+    finally:
+        page.context.close()
+    page = open_page(browser, shared, DESKTOP)
+    try:
+        with step(page, "the address, opened elsewhere, sets up the same page"):
+            page.locator("#toy-caption").get_by_text("Skewed (log-normal).").wait_for()
+            page.wait_for_function("() => document.querySelector('#toy-seed input')?.value === '7'")
+            assert page.locator("#toy-hidden input[type=number]").input_value() == "40"
+    finally:
+        page.context.close()
+    page = open_page(browser, app_url + "/?hidden=lots&seed=5&preset=bimodal", DESKTOP)
+    try:
+        with step(page, "bad settings in a link are named; the good ones are applied"):
+            page.locator("#toy-caption").get_by_text("hidden must be a number, got 'lots'").wait_for()
+            page.locator("#toy-caption").get_by_text("preset must be one of normal, mode-collapse, skewed, trained").wait_for()
+            page.wait_for_function("() => document.querySelector('#toy-seed input')?.value === '5'")
+            assert page.locator("#toy-hidden input[type=number]").input_value() == "50"
+    finally:
+        page.context.close()
+
+
 # ----------------------------------------------------------------------------- phone
 
 
@@ -311,3 +380,23 @@ def test_phone_tour(phone):
             assert sizes[0] <= sizes[1] + 1, f"a command line is cut off: {sizes}"
         titles_fit(page, ["card-plot"])
     shoot(page, "phone-model-card")
+
+
+def test_a_waiting_visitor_sees_the_queue_place(browser, app_url, tmp_path):
+    """SR jobs run one at a time: while one runs, a second visitor's page says where they are in
+    the queue, in the one status line (not in every panel)."""
+    first, second = open_page(browser, app_url, DESKTOP), open_page(browser, app_url, DESKTOP)
+    try:
+        with step(second, "a second visitor waits behind a large job"):
+            upload(first, noise_png(tmp_path / "big.png", 900, 700))
+            upload(second, str(ROOT / "examples" / "chelsea.png"))
+            first.locator("#upscale-btn").click()
+            first.locator("#sr-status").get_by_text(re.compile(r"about|% done")).wait_for()
+            second.locator("#upscale-btn").click()
+            second.locator("#sr-status").get_by_text(re.compile(r"queue", re.I)).wait_for(timeout=30_000)
+            assert second.evaluate(BUSY_TRACKERS) == 1
+            shoot(second, "desktop-upscale-queued")
+            second.locator("#sr-status").get_by_text(re.compile(r"451×300 → 1804×1200 in")).wait_for()
+    finally:
+        first.context.close()
+        second.context.close()
