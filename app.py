@@ -18,7 +18,8 @@ from pathlib import Path
 import gradio as gr
 from gradio.components.plot import PlotData
 
-from srgan_core import anomaly, checks, degrade, figures, interpolate, model_card, playground, sr_job, toygan, weights
+from srgan_core import (anomaly, checks, degrade, figures, interpolate, model_card, playground, sr_job, toygan,
+                        toygan_steps, weights)
 from srgan_core.upscale import MAX_INPUT_PIXELS, MAX_INPUT_SIDE
 
 ROOT = Path(__file__).resolve().parent
@@ -107,6 +108,68 @@ def toy_view(session: dict | None):
 def stop_toygan(session: dict | None):
     stops.press((session or {}).get("token"))
     return gr.Timer(active=False)
+
+
+# the toy GAN's step mode: ranges a shared link's settings must keep to (the widgets' own), and the
+# script that writes the settings into the page's address whenever one changes
+TOY_LINK_LIMITS = {"epochs": (100, TOY_MAX_EPOCHS), "lr": (0, 1.0), "hidden": (2, 256), "seed": (0, 2**32 - 1)}
+TOY_LINK_JS = """(...values) => {
+    const url = new URL(window.location.href);
+    %s.forEach((key, i) => url.searchParams.set(key, values[i]));
+    window.history.replaceState(window.history.state, "", url);
+}""" % json.dumps(list(toygan_steps.LINK_KEYS))
+TOY_LINK_TAB_JS = """() => {  // a link with toy settings opens on the Toy GAN tab
+    const query = new URLSearchParams(window.location.search);
+    if (!%s.some(key => query.has(key))) return;
+    const tab = [...document.querySelectorAll("[role=tab]")].find(t => t.textContent.trim() === "Toy GAN");
+    if (tab) tab.click();
+}""" % json.dumps(list(toygan_steps.LINK_KEYS))
+
+
+def toy_step(action: str):
+    """A step-mode event on this visitor's stepper (a new one whenever a setting changed): "d" one D
+    update, "g" one G update, "run" `speed` whole epochs. Returns the distribution and curves plots,
+    the caption, {preset, target, d_steps, g_steps, epoch, d_real, d_fake, ks_statistic, d_loss,
+    g_loss, caption} and the stepper."""
+    def run(preset: str, target: str, lr, hidden, seed, speed, stepper: toygan_steps.Stepper | None):
+        stepper = toygan_steps.stepper_for(stepper, preset, target=target, lr=checks.real("lr", lr),
+                                           hidden=checks.whole("hidden units", hidden, 1, TOY_MAX_HIDDEN, floats=True),
+                                           seed=checks.whole("seed", seed, 0, 2**32 - 1, floats=True))
+        if action == "d":
+            stepper.step_d()
+        elif action == "g":
+            stepper.step_g()
+        else:
+            stepper.run(checks.whole("speed", speed, 1, toygan_steps.SPEEDS[-1], floats=True))
+        frame = stepper.frame()
+        return (plot(figures.toy_distribution(frame, stepper.config, stepper.title())),
+                plot(figures.toy_curves(stepper.history, max(1, stepper.history["epoch"][-1]))), stepper.caption,
+                stepper.status(), stepper)
+
+    run.__name__ = f"step_{action}"
+    return user_errors(run, show_at=2, n_outputs=5)
+
+
+def choose_preset(name: str):
+    """A preset fills in the target (and the bundled generator's width) and says what to watch for."""
+    preset = toygan_steps.PRESETS.get(name) or toygan_steps.PRESETS["normal"]
+    hidden = toygan.load_toy_generator(None).config.hidden if preset.from_trained else gr.skip()
+    return preset.target, hidden, f"**{preset.label}.** {preset.what} Press **Step D**."
+
+
+def play_pause(label: str):
+    playing = label.startswith("⏸")
+    return gr.Timer(active=not playing), gr.Button("▶ Play" if playing else "⏸ Pause")
+
+
+def apply_link(request: gr.Request):
+    """Settings from the page's address (?preset=skewed&seed=3&speed=100): a shared link sets up the Toy
+    GAN tab as it was; each bad value is named under the step buttons and left as it is on the page."""
+    values, problems = toygan_steps.settings_from_link(dict(request.query_params), TOY_LINK_LIMITS)
+    preset = toygan_steps.PRESETS.get(values.get("preset", ""))
+    lines = [f"**{preset.label}.** {preset.what} Press **Step D**."] if preset else []
+    lines += [f"Setting in the link ignored: {problem}" for problem in problems]
+    return (*(values.get(key, gr.skip()) for key in toygan_steps.LINK_KEYS), "\n\n".join(lines) if lines else gr.skip())
 
 
 def ks_check(source: str, a, b, fraction, n, seed, session: dict | None):
@@ -201,18 +264,32 @@ def build_app() -> gr.Blocks:
                             train_btn = gr.Button("Train", variant="primary", elem_id="train-btn")
                             stop_btn = gr.Button("Stop", variant="stop", elem_id="stop-btn")
                         toy_line = gr.Markdown("Press **Train** to start.", elem_id="toy-line")
+                        with gr.Row():  # the step mode: one update at a time, or played at a chosen speed
+                            step_d_btn = gr.Button("Step D", size="sm", elem_id="step-d-btn")
+                            step_g_btn = gr.Button("Step G", size="sm", elem_id="step-g-btn")
+                            play_btn = gr.Button("▶ Play", size="sm", elem_id="play-btn")
+                        step_caption = gr.Markdown("Or go one update at a time: **Step D**, then **Step G** (steps 1–4 "
+                                                   "below the plots).", elem_id="toy-caption")
+                        speed = gr.Radio(list(toygan_steps.SPEEDS), value=10, label="Play speed: epochs per frame",
+                                         elem_id="toy-speed")
+                        preset = gr.Dropdown([(p.label, key) for key, p in toygan_steps.PRESETS.items()], value="normal",
+                                             label="Preset", elem_id="toy-preset")
                         target = gr.Radio(list(toygan.TARGETS), value="normal", label="Real data",
                                           info=" · ".join(f"{t}: {toygan.describe_target(toygan.ToyGANConfig(target=t))}"
-                                                          for t in toygan.TARGETS))
+                                                          for t in toygan.TARGETS), elem_id="toy-target")
                         epochs = gr.Slider(100, TOY_MAX_EPOCHS, value=20_000, step=100, label="Epochs",
                                            info="one epoch = one update of D, then one of G", elem_id="toy-epochs")
-                        lr = gr.Number(1e-3, label="Learning rate (Adam)", minimum=1e-6, maximum=1.0)
-                        hidden = gr.Slider(2, 256, value=50, step=1, label="Generator hidden units")
-                        seed = gr.Number(1, label="Seed", precision=0, minimum=0, info="seed 1 matches the bundled generator")
+                        lr = gr.Number(1e-3, label="Learning rate (Adam)", minimum=1e-6, maximum=1.0, elem_id="toy-lr")
+                        hidden = gr.Slider(2, 256, value=50, step=1, label="Generator hidden units", elem_id="toy-hidden")
+                        seed = gr.Number(1, label="Seed", precision=0, minimum=0, info="seed 1 matches the bundled generator",
+                                         elem_id="toy-seed")
                         toy_status = gr.JSON(visible=False)
+                        step_status = gr.JSON(visible=False)
+                        stepper = gr.State(None)  # per browser tab / client: this visitor's step-mode GAN
                     with gr.Column(scale=3):
                         dist_plot = gr.Plot(show_label=False, elem_id="toy-dist")
                         curves_plot = gr.Plot(show_label=False, elem_id="toy-curves")
+                        gr.Markdown(toygan_steps.explanation(toygan.ToyGANConfig()), elem_id="toy-steps-help")
                 gr.Markdown(playground.TOY_HELP)
                 # the page pulls the plots on a timer: a tick is skipped while the previous one is pending,
                 # so a slow browser never falls behind a backlog of frames
@@ -228,6 +305,19 @@ def build_app() -> gr.Blocks:
                     toy_view, session, view, api_visibility="private", show_progress="hidden")
                 stop_btn.click(stop_toygan, session, plot_timer, cancels=[train_event], api_visibility="private",
                                queue=False).then(toy_view, session, view, api_visibility="private", show_progress="hidden")
+                step_io = dict(inputs=[preset, target, lr, hidden, seed, speed, stepper],
+                               outputs=[dist_plot, curves_plot, step_caption, step_status, stepper], preprocess=False,
+                               show_progress="hidden")
+                step_d_btn.click(toy_step("d"), api_name="step_d", **step_io)
+                step_g_btn.click(toy_step("g"), api_name="step_g", **step_io)
+                step_timer = gr.Timer(1 / TOY_UPDATES_PER_S, active=False)  # Play: `speed` epochs a tick
+                step_timer.tick(toy_step("run"), api_name="step_run", **step_io)
+                play_btn.click(play_pause, play_btn, [step_timer, play_btn], queue=False, api_visibility="private")
+                preset.input(user_errors(choose_preset, show_at=2, n_outputs=3), preset, [target, hidden, step_caption],
+                             queue=False, api_visibility="private")
+                link_fields = [preset, target, epochs, lr, hidden, seed, speed]
+                gr.on([f.change for f in link_fields], None, link_fields, None, js=TOY_LINK_JS, queue=False,
+                      api_visibility="private")
 
             with gr.Tab("Anomaly", id="anomaly"):
                 with gr.Row():
@@ -279,6 +369,10 @@ def build_app() -> gr.Blocks:
                     {"headers": card.headers, "data": card.rows}, gr.Plot(value=plot(fig), visible=fig is not None))
 
         demo.load(refresh, outputs=[notice, model, card_text, card_table, card_plot], api_visibility="private")
+        # outside the queue: a link's settings are in place at once, and the page's other load events wait for nothing
+        demo.load(apply_link, outputs=[*link_fields, step_caption], queue=False, show_progress="hidden",
+                  api_visibility="private")
+        demo.load(None, js=TOY_LINK_TAB_JS)
     return demo
 
 

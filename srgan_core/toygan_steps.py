@@ -49,8 +49,8 @@ class Preset:
 
 PRESETS: dict[str, Preset] = {
     "normal": Preset("Normal N(0, 1)", "The original experiment: uniform noise in, N(0, 1) out."),
-    "mode-collapse": Preset("Two modes (mode collapse)", "A mixture of two normals: watch G cover one mode, "
-                            "then hop between them instead of covering both.", target="mixture"),
+    "mode-collapse": Preset("Two modes (mode collapse)", "A mixture of two normals: watch G put all its values on "
+                            "one mode, often for thousands of epochs, before it finds the other.", target="mixture"),
     "skewed": Preset("Skewed (log-normal)", "A lopsided target: a long right tail that G's few kinks must bend "
                      "into shape.", target="lognormal"),
     "trained": Preset("Start from the trained generator", "G is the bundled, trained generator; D starts from "

@@ -272,11 +272,22 @@ def test_errors_stay_in_the_page_until_the_next_action(desktop, tmp_path):
         assert "the yellow box: Bicubic, SRGAN, SRResNet, Original." in page.locator("#sr-status").inner_text()
 
 
+def open_link(browser, url: str):
+    """A page opened from a shared link with toy settings: it opens on the Toy GAN tab."""
+    context = browser.new_context(viewport=DESKTOP)
+    context.set_default_timeout(WAIT_MS)
+    page = context.new_page()
+    with step(page, "open the link"):
+        page.goto(url, wait_until="domcontentloaded")
+        page.locator("#toy-caption").wait_for()
+    return page
+
+
 def test_toy_step_mode_and_settings_in_the_link(browser, app_url):
     """A link carries the toy GAN's settings and opens the tab with them applied; Step D and Step G
     each update the caption and the picture; Play runs at the chosen speed until Pause; a changed
     setting is written back into the address, so the address is always a link to this page."""
-    page = open_page(browser, app_url + "/?preset=skewed&lr=0.002&hidden=40&seed=3&speed=100", DESKTOP)
+    page = open_link(browser, app_url + "/?preset=skewed&lr=0.002&hidden=40&seed=3&speed=100")
     caption = page.locator("#toy-caption")
     try:
         with step(page, "the link's settings are applied"):
@@ -322,7 +333,7 @@ def test_toy_step_mode_and_settings_in_the_link(browser, app_url):
         shared = page.url
     finally:
         page.context.close()
-    page = open_page(browser, shared, DESKTOP)
+    page = open_link(browser, shared)
     try:
         with step(page, "the address, opened elsewhere, sets up the same page"):
             page.locator("#toy-caption").get_by_text("Skewed (log-normal).").wait_for()
@@ -330,7 +341,7 @@ def test_toy_step_mode_and_settings_in_the_link(browser, app_url):
             assert page.locator("#toy-hidden input[type=number]").input_value() == "40"
     finally:
         page.context.close()
-    page = open_page(browser, app_url + "/?hidden=lots&seed=5&preset=bimodal", DESKTOP)
+    page = open_link(browser, app_url + "/?hidden=lots&seed=5&preset=bimodal")
     try:
         with step(page, "bad settings in a link are named; the good ones are applied"):
             page.locator("#toy-caption").get_by_text("hidden must be a number, got 'lots'").wait_for()
