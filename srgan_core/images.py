@@ -119,7 +119,8 @@ def load_image(src: str | Path | bytes | BinaryIO) -> Image.Image:
             f"{MAX_INPUT_PIXELS:,} ({_megapixels(MAX_INPUT_PIXELS)}). Nothing was decoded."
         ) from None
     except UnidentifiedImageError:
-        raise ImageInputError(f"{name}: not an image, or a format Pillow cannot read") from None
+        raise ImageInputError(f"{name}: not an image, or in a format this program cannot read "
+                              "(PNG, JPEG, WebP, BMP, TIFF and GIF work)") from None
     except FileNotFoundError:
         raise ImageInputError(f"{name}: no such file") from None
     except PermissionError:
