@@ -304,6 +304,49 @@ def test_absurd_toy_settings_refused(client):
         client.predict("beta", 1, 5, 0.5, 10**9, 0, api_name="/ks_check")
 
 
+def test_step_endpoints_move_one_network_at_a_time_in_each_session(app_url, tmp_path):
+    """/step_d and /step_g make one update each and say what changed; /step_run plays whole epochs.
+    The stepper lives in the client's session, starts again when a setting changes, and is the
+    library's: the first D step's numbers are those of a Stepper built here."""
+    from srgan_core.toygan_steps import Stepper, preset_config
+
+    a, b = new_client(app_url, tmp_path / "a"), new_client(app_url, tmp_path / "b")
+    names = set(a.view_api(print_info=False, return_format="dict")["named_endpoints"])
+    assert {"/step_d", "/step_g", "/step_run"} <= names
+    settings = ("skewed", "lognormal", 1e-3, 50, 3)
+    dist, curves, caption, first = a.predict(*settings, 10, api_name="/step_d")
+    assert caption.startswith("D update 1 (steps 1–2): D(real) ") and (first["d_steps"], first["g_steps"]) == (1, 0)
+    figure = json.loads(dist["plot"])
+    assert figure["layout"]["title"]["text"] == "After 1 D and 0 G updates"
+    assert "target LogN(mean 0, sd 1)" in [t.get("name") for t in figure["data"]]
+    here = Stepper(*preset_config("skewed", target="lognormal", lr=1e-3, hidden=50, seed=3))
+    here.step_d()
+    assert {k: first[k] for k in ("d_real", "d_fake", "ks_statistic")} == \
+        {k: here.status()[k] for k in ("d_real", "d_fake", "ks_statistic")}
+
+    _, _, caption, after_g = a.predict(*settings, 10, api_name="/step_g")
+    assert caption.startswith("G update 1 (steps 3–4): D(fake) ") and (after_g["d_steps"], after_g["g_steps"]) == (1, 1)
+    assert after_g["d_real"] == first["d_real"]  # a G update leaves D, and so its verdict on the real data, alone
+    assert after_g["ks_statistic"] != first["ks_statistic"]  # but moves G
+    _, curves, caption, played = a.predict(*settings, 100, api_name="/step_run")
+    assert caption.startswith("100 epochs") and (played["d_steps"], played["g_steps"]) == (101, 101)
+    assert json.loads(curves["plot"])["data"][0]["x"][-1] == 101
+
+    _, _, _, theirs = b.predict(*settings, 10, api_name="/step_d")  # another session: its own stepper
+    assert (theirs["d_steps"], theirs["g_steps"]) == (1, 0) and theirs["d_real"] == first["d_real"]
+    _, _, _, restarted = a.predict("skewed", "lognormal", 1e-3, 50, 4, 10, api_name="/step_d")  # a new seed
+    assert (restarted["d_steps"], restarted["g_steps"]) == (1, 0)
+    _, _, _, trained = a.predict("trained", "normal", 1e-3, 50, 1, 10, api_name="/step_d")
+    assert trained["preset"] == "trained" and trained["ks_statistic"] < 0.1  # G is the bundled generator
+
+    with pytest.raises(AppError, match="preset must be one of normal, mode-collapse, skewed, trained"):
+        a.predict("bimodal", "normal", 1e-3, 50, 1, 10, api_name="/step_d")
+    with pytest.raises(AppError, match="speed must be between 1 and 1,000"):
+        a.predict(*settings, 10**6, api_name="/step_run")
+    with pytest.raises(AppError, match="hidden units"):
+        a.predict("normal", "normal", 1e-3, 10**6, 1, 10, api_name="/step_g")
+
+
 # ----------------------------------------------------------------------------- anomaly check
 
 
