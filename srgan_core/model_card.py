@@ -15,7 +15,9 @@ from typing import Callable
 from srgan_core import publish, weights
 
 HEADERS = ["model", "test set", "PSNR (dB)", "SSIM", "detail"]
+GRID_HEADER = "grid (1 = as the photo)"
 NIQE_HEADER = "NIQE (lower is better)"
+OPTIONAL = (("grid", GRID_HEADER, 3), ("niqe", NIQE_HEADER, 2))  # columns shown when some sidecar has them
 
 
 @dataclass
@@ -101,7 +103,6 @@ def read_card(models: list[str], label: Callable[[str], str] = str, toy: str | N
     `toy` when it is bundled, and the reference rows (bicubic, the SRGAN paper's SRResNet)."""
     card = ModelCard()
     folder = weights.weights_dir()
-    niqe = False
     for name in models:
         _, meta = weights.read_weights(name)
         cfg = meta.get("config", {})
@@ -112,10 +113,9 @@ def read_card(models: list[str], label: Callable[[str], str] = str, toy: str | N
         for data, m in sorted((meta.get("metrics") or {}).items()):
             if isinstance(m, dict) and "psnr" in m:
                 detail = _number(m, "detail", 3)
-                row = [label(name), data.replace("@", ", "), _number(m, "psnr", 2), _number(m, "ssim", 4),
-                       detail if detail is not None else _number(m, "gradient_ratio", 3), _number(m, "niqe", 2)]
-                niqe = niqe or row[-1] is not None
-                card.rows.append(row)
+                card.rows.append([label(name), data.replace("@", ", "), _number(m, "psnr", 2), _number(m, "ssim", 4),
+                                  detail if detail is not None else _number(m, "gradient_ratio", 3),
+                                  *(_number(m, key, digits) for key, _, digits in OPTIONAL)])
         log = folder / f"{name}.metrics.jsonl"
         if log.is_file():
             for data, xy in validation_points(log).items():
@@ -127,10 +127,9 @@ def read_card(models: list[str], label: Callable[[str], str] = str, toy: str | N
         card.sections.append(f"### Toy generator (`weights/{toy}`)\n{meta.get('description', '')}\n\n"
                              f"{facts(meta.get('training') or {})}")
     for reference, table in (("Bicubic (reference)", publish.BICUBIC), ("SRResNet, paper (reference)", publish.PAPER)):
-        card.rows += [[reference, data, p, s, None, None] for data, (p, s) in sorted(table.items())]
+        card.rows += [[reference, data, p, s, None, *(None for _ in OPTIONAL)] for data, (p, s) in sorted(table.items())]
     card.rows.sort(key=lambda row: row[1])  # by test set; models before the references (stable sort)
-    if niqe:
-        card.headers.append(NIQE_HEADER)
-    else:
-        card.rows = [row[:-1] for row in card.rows]
+    keep = [i for i, (_, header, _) in enumerate(OPTIONAL) if any(r[len(HEADERS) + i] is not None for r in card.rows)]
+    card.headers += [OPTIONAL[i][1] for i in keep]
+    card.rows = [r[:len(HEADERS)] + [r[len(HEADERS) + i] for i in keep] for r in card.rows]
     return card

@@ -33,9 +33,19 @@ def test_rows_from_the_sidecar_with_references(folder):
     rows = {(r[0], r[1]): r for r in card.rows}
     assert rows[("SRGAN", "Set5")][2:] == [30.27, 0.8532, 0.84, None]
     assert rows[("SRGAN", "Set14, phone_jpeg")][2:] == [25.0, 0.7, 0.9, 5.12]
+    assert model_card.GRID_HEADER not in card.headers  # no sidecar has a grid score
     assert rows[("SRResNet, paper (reference)", "Set5")][2] == 32.05
     assert [r[1] for r in card.rows] == sorted(r[1] for r in card.rows)
     assert card.curves == {"SRGAN on Set5": ([100, 200], [30.0, 31.0])}
+
+
+def test_grid_column_when_a_sidecar_has_it(tmp_path, monkeypatch):
+    save_generator(Generator(GeneratorConfig(channels=8, blocks=1)), tmp_path / "srgan_x4",
+                   metrics={"Set5": {"psnr": 20.0, "ssim": 0.5, "detail": 0.9, "grid": 1.2345}})
+    monkeypatch.setenv("SRGAN_WEIGHTS_DIR", str(tmp_path))
+    card = model_card.read_card(["srgan_x4"], toy=None)
+    assert card.headers == model_card.HEADERS + [model_card.GRID_HEADER]
+    assert [r for r in card.rows if r[0] == "srgan_x4"][0][2:] == [20.0, 0.5, 0.9, 1.234]
 
 
 def test_no_niqe_column_without_niqe(folder, monkeypatch, tmp_path_factory):
