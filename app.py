@@ -356,7 +356,7 @@ def build_app() -> gr.Blocks:
                                 show_progress_on=[curve_plot])
 
             with gr.Tab("Model card", id="card"):
-                card_table = gr.Dataframe(interactive=False, elem_id="card-table",
+                card_table = gr.Dataframe(interactive=False, elem_id="card-table", wrap=True,
                                           label="Scores on standard test photos: PSNR / SSIM as in the SRGAN paper (higher is "
                                           "closer to the original); detail: the output's sharpness over the original's")
                 card_plot = gr.Plot(show_label=False, visible=False, elem_id="card-plot")
@@ -365,8 +365,9 @@ def build_app() -> gr.Blocks:
         def refresh():  # weights may be added while the server runs: every page load reads the folder again
             choices, card = studio.choices(HUB_DEFAULT), model_card.read_card(studio.bundled(), studio.label)
             fig = figures.validation_curves(card.curves)
-            return (studio.notice(), gr.Dropdown(choices=choices, value=choices[0][1]), card.markdown,
-                    {"headers": card.headers, "data": card.rows}, gr.Plot(value=plot(fig), visible=fig is not None))
+            table = gr.Dataframe({"headers": card.headers, "data": card.rows}, column_widths=sr_job.column_widths(len(card.headers)))
+            return (studio.notice(), gr.Dropdown(choices=choices, value=choices[0][1]), card.markdown, table,
+                    gr.Plot(value=plot(fig), visible=fig is not None))
 
         demo.load(refresh, outputs=[notice, model, card_text, card_table, card_plot], api_visibility="private")
         # outside the queue: a link's settings are in place at once, and the page's other load events wait for nothing

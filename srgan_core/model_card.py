@@ -14,7 +14,7 @@ from typing import Callable
 
 from srgan_core import publish, weights
 
-HEADERS = ["model", "test set", "PSNR (dB)", "SSIM", "detail"]
+HEADERS = ["model, test set", "PSNR (dB)", "SSIM", "detail"]  # one name column: the table fits a phone
 GRID_HEADER = "grid (1 = as the photo)"
 NIQE_HEADER = "NIQE (lower is better)"
 OPTIONAL = (("grid", GRID_HEADER, 3), ("niqe", NIQE_HEADER, 2))  # columns shown when some sidecar has them
@@ -113,7 +113,7 @@ def read_card(models: list[str], label: Callable[[str], str] = str, toy: str | N
         for data, m in sorted((meta.get("metrics") or {}).items()):
             if isinstance(m, dict) and "psnr" in m:
                 detail = _number(m, "detail", 3)
-                card.rows.append([label(name), data.replace("@", ", "), _number(m, "psnr", 2), _number(m, "ssim", 4),
+                card.rows.append([f"{label(name)}, {data.replace('@', ', ')}", _number(m, "psnr", 2), _number(m, "ssim", 4),
                                   detail if detail is not None else _number(m, "gradient_ratio", 3),
                                   *(_number(m, key, digits) for key, _, digits in OPTIONAL)])
         log = folder / f"{name}.metrics.jsonl"
@@ -126,9 +126,9 @@ def read_card(models: list[str], label: Callable[[str], str] = str, toy: str | N
         _, meta = weights.read_weights(toy)
         card.sections.append(f"### Toy generator (`weights/{toy}`)\n{meta.get('description', '')}\n\n"
                              f"{facts(meta.get('training') or {})}")
-    for reference, table in (("Bicubic (reference)", publish.BICUBIC), ("SRResNet, paper (reference)", publish.PAPER)):
-        card.rows += [[reference, data, p, s, None, *(None for _ in OPTIONAL)] for data, (p, s) in sorted(table.items())]
-    card.rows.sort(key=lambda row: row[1])  # by test set; models before the references (stable sort)
+    for reference, table in (("Bicubic", publish.BICUBIC), ("SRResNet (paper)", publish.PAPER)):
+        card.rows += [[f"{reference}, {data}", p, s, None, *(None for _ in OPTIONAL)] for data, (p, s) in sorted(table.items())]
+    card.rows.sort(key=lambda row: row[0].split(", ")[1])  # by test set; models before the references (stable sort)
     keep = [i for i, (_, header, _) in enumerate(OPTIONAL) if any(r[len(HEADERS) + i] is not None for r in card.rows)]
     card.headers += [OPTIONAL[i][1] for i in keep]
     card.rows = [r[:len(HEADERS)] + [r[len(HEADERS) + i] for i in keep] for r in card.rows]

@@ -189,6 +189,12 @@ def score(outputs: dict[str, Image.Image], hr: Image.Image, scale: int,
             for name, out in outputs.items()]
 
 
+def column_widths(columns: int, first: int = 34) -> list[str]:
+    """Table column widths in percent: the first (names) `first`, the rest sharing what is left, so
+    a table of numbers fits a phone's width instead of scrolling sideways."""
+    return [f"{first}%"] + [f"{(100 - first) / max(1, columns - 1):.1f}%"] * (columns - 1)
+
+
 def _slug(name: str) -> str:
     """A method's name as part of a file name: "SRGAN at strength 0.50" -> "srgan_at_strength_0_50"."""
     return re.sub(r"\W+", "_", name.lower()).strip("_")

@@ -131,6 +131,12 @@ def no_overflow(page, selector: str) -> None:
     assert sizes[0] <= sizes[1] + 1, f"{selector} overflows: {sizes}"
 
 
+def fits_width(page, selector: str, width: int) -> None:
+    """The element ends inside a screen `width` px wide (a table that scrolls sideways does not)."""
+    b = box(page, selector)
+    assert b["x"] >= 0 and b["x"] + b["width"] <= width + 1, f"{selector} is wider than the screen: {b}"
+
+
 def titles_fit(page, elem_ids: list[str]) -> None:
     for elem_id in elem_ids:
         plot, title = box(page, f"#{elem_id}"), box(page, f"#{elem_id} .gtitle")
@@ -239,6 +245,7 @@ def test_desktop_tour(desktop, tmp_path):
         card.get_by_text("tiny random-init srresnet_x4 (test)").wait_for()
         assert "SRGAN ×4 (weights/srgan_x4)" in card.locator("h3").first.inner_text()
         assert page.locator("#card-table").get_by_text("32.05").count() == 1  # the paper's Set5 PSNR
+        assert page.locator("#card-table").get_by_text("SRResNet (paper), Set5").count() == 1
         assert plot_title(page, "card-plot") == "Validation PSNR during training"
         for pre in card.locator("pre").all():
             sizes = pre.evaluate("e => [e.scrollWidth, e.clientWidth]")
@@ -367,6 +374,7 @@ def test_phone_tour(phone):
         buttons, slider = box(page, "#simulate-btn"), box(page, "#sr-slider")
         assert slider["y"] - (buttons["y"] + buttons["height"]) < 250, (buttons, slider)
         no_overflow(page, "#sr-scores table")
+        fits_width(page, "#sr-scores table", PHONE["width"])
         crops = box(page, "#sr-crops img")
         assert crops["x"] >= 0 and crops["x"] + crops["width"] <= PHONE["width"] + 1, crops
     shoot(page, "phone-upscale")
@@ -390,6 +398,7 @@ def test_phone_tour(phone):
             sizes = pre.evaluate("e => [e.scrollWidth, e.clientWidth]")
             assert sizes[0] <= sizes[1] + 1, f"a command line is cut off: {sizes}"
         titles_fit(page, ["card-plot"])
+        fits_width(page, "#card-table table", PHONE["width"])
     shoot(page, "phone-model-card")
 
 

@@ -159,3 +159,8 @@ def test_simulate_with_a_degradation_preset(studio):
     assert phone.table["data"][0][1] < clean.table["data"][0][1]  # bicubic from a noisy JPEG scores lower
     with pytest.raises(ValueError, match="Unknown degradation"):
         list(studio.simulate(smooth, "pic", "srgan_x4", None, "fog"))
+
+
+def test_column_widths_add_up():
+    widths = sr_job.column_widths(4)
+    assert widths[0] == "34%" and sum(float(w[:-1]) for w in widths) == pytest.approx(100)
