@@ -98,52 +98,6 @@ def grid_loss(sr: torch.Tensor, hr: torch.Tensor, scale: int, cell: int = 6) -> 
     return F.avg_pool2d(phases.flatten(1, 2), cell).pow(2).mean()
 
 
-def _gaussian_kernel(sigma: float, device: torch.device) -> torch.Tensor:
-    r = int(3 * sigma + 0.5)
-    x = torch.arange(-r, r + 1, dtype=torch.float32, device=device)
-    k = torch.exp(-0.5 * (x / sigma) ** 2)
-    return k / k.sum()
-
-
-def grid_peaks(image: torch.Tensor, scale: int) -> torch.Tensor:
-    """log(power / median power) of an image's luma at the 15 non-zero multiples of 1/scale
-    cycles per pixel: the same reading of the spectrum as `metrics.periodicity`, differentiable.
-
-    Luma minus a Gaussian blur (sigma 2 px), a Hann window, |FFT|²; at each grid frequency the
-    largest of the 3x3 bins around it, over the median of the whole spectrum. Shape (B, 15).
-    """
-    y = (0.299 * image[:, 0] + 0.587 * image[:, 1] + 0.114 * image[:, 2]).unsqueeze(1)
-    k = _gaussian_kernel(2.0, image.device)
-    pad = len(k) // 2
-    blur = F.conv2d(F.pad(y, (pad, pad, 0, 0), mode="reflect"), k.view(1, 1, 1, -1))
-    blur = F.conv2d(F.pad(blur, (0, 0, pad, pad), mode="reflect"), k.view(1, 1, -1, 1))
-    h, w = y.shape[-2:]
-    window = torch.outer(torch.hann_window(h, periodic=False, device=image.device),
-                         torch.hann_window(w, periodic=False, device=image.device))
-    power = torch.fft.fft2((y - blur)[:, 0] * window).abs().pow(2)  # (B, H, W)
-    median = power.flatten(1).median(dim=1).values.clamp_min(1e-12)
-    peaks = []
-    for i in range(scale):
-        for j in range(scale):
-            if i == j == 0:
-                continue
-            cy, cx = round(i * h / scale), round(j * w / scale)
-            ys = torch.tensor([(cy + d) % h for d in (-1, 0, 1)], device=image.device)
-            xs = torch.tensor([(cx + d) % w for d in (-1, 0, 1)], device=image.device)
-            peaks.append(power[:, ys][:, :, xs].flatten(1).max(dim=1).values)
-    return torch.log(torch.stack(peaks, dim=1).clamp_min(1e-12) / median[:, None])
-
-
-def spectral_grid_loss(sr: torch.Tensor, hr: torch.Tensor, scale: int) -> torch.Tensor:
-    """How much more power sr has than hr at the output grid's frequencies (log ratio, >= 0).
-
-    The cell version (`grid_loss`) only sees a pattern that keeps its sign over a cell; the
-    checkerboard a GAN paints follows the local content (its sign flips from edge to edge), which
-    cell means cancel and a power spectrum does not. So this reads the spectrum itself.
-    """
-    return F.relu(grid_peaks(sr, scale) - grid_peaks(hr, scale).detach()).mean()
-
-
 def _bce(logits: torch.Tensor, target: float) -> torch.Tensor:
     return F.binary_cross_entropy_with_logits(logits, torch.full_like(logits, target))
 

@@ -88,19 +88,3 @@ def test_grid_loss_sees_a_pattern_locked_to_the_output_grid_and_not_plain_noise(
     assert losses.grid_loss(grid, hr, 4) > 20 * losses.grid_loss(noise, hr, 4)
     flat_shift = hr + 0.05  # an error shared by every sub-pixel phase is not a grid pattern
     assert losses.grid_loss(flat_shift, hr, 4) < 1e-12
-
-
-def test_spectral_grid_loss_sees_a_content_dependent_checkerboard_that_cell_means_miss():
-    torch.manual_seed(0)
-    yy, xx = torch.meshgrid(torch.arange(96.0), torch.arange(96.0), indexing="ij")
-    hr = (0.5 + 0.2 * torch.sin(xx / 7) * torch.cos(yy / 11)).expand(2, 3, 96, 96).clone()
-    checker = ((xx + yy) % 2 * 2 - 1) * 0.01  # period 2: a frequency on the x4 grid
-    sign = torch.sign(torch.sin(xx / 5))  # flips with the content, as a GAN's pattern does
-    painted = hr + checker * sign
-    assert losses.spectral_grid_loss(hr, hr, 4) == 0
-    assert losses.spectral_grid_loss(painted, hr, 4) > 1.0
-    noisy = hr + torch.randn_like(hr) * 0.01  # as much error, nothing periodic
-    assert losses.spectral_grid_loss(noisy, hr, 4) < 0.2 * losses.spectral_grid_loss(painted, hr, 4)
-    painted.requires_grad_(True)
-    losses.spectral_grid_loss(painted, hr, 4).backward()
-    assert painted.grad.abs().sum() > 0
