@@ -412,7 +412,9 @@ def save_final(cfg: TrainConfig, run: Path, g: nn.Module, env: Dist, metrics: di
     final.load_state_dict({k: v.float().cpu() for k, v in g.state_dict().items()})
     description = ("SRResNet trained with a pixel loss" if cfg.stage == "srresnet"
                    else f"SRGAN: {cfg.content_loss} content + {cfg.adv_weight:g} x {cfg.gan_loss} adversarial")
-    save_generator(final, run / "generator", name=f"{cfg.stage}_x{cfg.scale}", description=description, training={
+    if cfg.degradation == "realistic":
+        description += ", on realistic degradations (blur, noise, JPEG): for camera and web photos"
+    save_generator(final, run / "generator", name=run.name, description=description, training={
         "stage": cfg.stage,
         "data": [Path(p).name for p in cfg.train_data],
         "validation": [Path(p).name for p in cfg.val_data],
