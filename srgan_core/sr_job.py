@@ -252,12 +252,23 @@ class Studio:
         order = list(self.labels)
         return sorted(weights.list_bundled("generator"), key=lambda n: (order.index(n) if n in order else len(order), n))
 
-    def load(self, source: str, strength: float | None = None) -> tuple[Upscaler | None, str]:
+    def default(self) -> str | None:
+        """The model a request without one gets: the first bundled generator (None when there is none)."""
+        bundled = self.bundled()
+        return bundled[0] if bundled else None
+
+    def load(self, source: str | None, strength: float | None = None) -> tuple[Upscaler | None, str]:
         """The Upscaler for a model choice, and a note ("" when it is the one asked for).
+
+        No choice (None or ""), as a page sends before its model menu is filled in, means the
+        default model: a click that comes early is served, not refused.
 
         `strength` below 1 with the GAN model of the bundled interpolation pair blends its
         weights with the PSNR model's (interpolate.load_interpolated): 0 is the PSNR model, 1 the
         GAN. With any other model it is ignored: there is nothing to blend with."""
+        source = source or self.default()
+        if source is None:
+            return None, "No model in the weights folder yet, so bicubic is on both sides of the slider."
         if source not in self.bundled() and not str(source).startswith(weights.HUB_PREFIX):
             raise ValueError(f"Unknown model {source!r}: choose a bundled model or an hf://owner/repo/name reference.")
         blend = strength is not None and source == interpolate.INTERPOLATION_PAIR[1] and \
@@ -304,7 +315,7 @@ class Studio:
         factor = -(-max(image.size) // PREVIEW_SIDE)
         return write_png(image.reduce(factor) if preview and factor > 1 else image, self.out_dir, side)
 
-    def upscale(self, image: Image.Image, stem: str, source: str, strength: float | None = None) -> Iterator[Update]:
+    def upscale(self, image: Image.Image, stem: str, source: str | None, strength: float | None = None) -> Iterator[Update]:
         """Bicubic and the chosen model, `scale` times larger. Before a slow job: an estimate;
         while it runs: the output growing band by band; then the summary, timings, crops of the
         most detailed region and the output file."""
@@ -334,7 +345,7 @@ class Studio:
         summary = f"**{name}**: {size} in {times.get(name, 0.0):.2f} s. " + (note or f"Slider: bicubic left, {name} right.")
         yield self._finish(summary, outputs, times, box, name, f"{stem}_x{s}_{_slug(name)}", None)
 
-    def simulate(self, image: Image.Image, stem: str, source: str, strength: float | None = None,
+    def simulate(self, image: Image.Image, stem: str, source: str | None, strength: float | None = None,
                  preset: str = "bicubic") -> Iterator[Update]:
         """Shrink the image `scale` times with the degradation `preset` (degrade.PRESETS: clean
         bicubic as in training, or a phone's noise and JPEG, or heavy JPEG), upscale it back with
@@ -346,6 +357,7 @@ class Studio:
         if preset not in degrade.PRESETS:
             raise ValueError(f"Unknown degradation {preset!r}: choose one of {', '.join(degrade.PRESETS)}.")
         lr = degrade.make_lr(hr, s, preset, seed=0)
+        source = source or self.default()
         chosen, note = self.load(source, strength)
         ups = [u for u in [chosen, *(self.load(n)[0] for n in self.bundled() if n != source)] if u is not None]
         guess = sum(self.meter.estimate(u.name, lr.width * lr.height) or 0.0 for u in ups)

@@ -137,6 +137,22 @@ def test_unknown_model_refused(studio):
         list(studio.upscale(noise_image(8, 8), "x", "/etc/passwd"))
 
 
+def test_no_model_chosen_means_the_default(studio, tmp_path, monkeypatch):
+    """A page may send its model menu's value before the menu is filled in: None or "" is the first
+    bundled model, not an unknown one; with no bundled model the job is bicubic only, and says so."""
+    image = noise_image(12, 10)
+    chosen = np.asarray(Image.open(list(studio.upscale(image, "pic", "srgan_x4"))[-1].download))
+    for missing in (None, ""):
+        last = list(studio.upscale(image, "pic", missing))[-1]
+        assert "SRGAN" in last.status and np.array_equal(np.asarray(Image.open(last.download)), chosen)
+    assert [r[0] for r in list(studio.simulate(noise_image(32, 32), "pic", None))[-1].table["data"]] == \
+        ["Bicubic", "SRGAN", "SRResNet"]
+    monkeypatch.setenv("SRGAN_WEIGHTS_DIR", str(tmp_path / "empty"))
+    (tmp_path / "empty").mkdir()
+    assert studio.default() is None
+    assert "bicubic is on both sides" in list(studio.upscale(image, "pic", None))[-1].status
+
+
 def test_gan_strength_blends_between_the_bundled_pair(studio):
     image = noise_image(40, 30)
     ends = {}
