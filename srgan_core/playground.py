@@ -2,19 +2,22 @@
 
 The app's Toy GAN and Anomaly tabs call these and only turn the results into widgets. Kept apart
 from toygan.py and anomaly.py, which know nothing of pages: here are the status lines, the
-verdict, the plain-words reading of the false-alarm rate, and the Stop that really stops.
+verdict, the plain-words reading of the false-alarm rate, the Stop that really stops, and the
+step mode's events (a preset, a shared link, one step) with the page scripts that keep its
+settings in the address. Form fields arrive as the page sends them and are checked here.
 """
 from __future__ import annotations
 
 import dataclasses
+import json
 import threading
 import time
 import uuid
-from typing import Iterator
+from typing import Iterator, Mapping
 
 import numpy as np
 
-from srgan_core import anomaly, checks, figures, toygan
+from srgan_core import anomaly, checks, figures, toygan, toygan_steps
 
 TOY_HELP = """A GAN is two small networks playing a game. The **generator** turns random noise into numbers; the
 **discriminator** sees the real data and the generated numbers and learns to tell them apart: its curve D(x) (green,
@@ -56,6 +59,36 @@ class StopSwitches:
         with self._lock:
             event = self._events.get(token or "")
         return event is not None and event.is_set()
+
+
+class ToyTrainings:
+    """The Toy GAN tab's Train, Stop and plots for every visitor: a training streams into the
+    visitor's session ({token, toy}), and the token finds its Stop. Limits are the page's own."""
+
+    def __init__(self, max_epochs: int, max_hidden: int, updates_per_s: float = 4.0) -> None:
+        self.max_epochs, self.max_hidden, self.updates_per_s = max_epochs, max_hidden, updates_per_s
+        self.stops = StopSwitches()
+
+    def train(self, target: str, epochs: object, lr: object, hidden: object, seed: object,
+              session: dict | None = None) -> Iterator[tuple[dict, dict]]:
+        """Train the 1-D GAN, streaming {epoch, epochs, d_loss, g_loss, ks_statistic, target, done}
+        a few times a second, with the session to keep; the page draws the session's latest
+        snapshot on a timer (`view`)."""
+        config = toy_config(target, epochs, lr, hidden, seed, self.max_epochs, self.max_hidden)
+        token, stop = self.stops.new()
+        for status, toy in train_stream(config, stop, self.updates_per_s):
+            yield status, {"token": token, "toy": toy}
+
+    def stop(self, session: dict | None) -> None:
+        self.stops.press((session or {}).get("token"))
+
+    def view(self, session: dict | None) -> tuple[dict | None, dict | None, str]:
+        """(distribution figure, curves figure, status line) of the session's latest snapshot."""
+        toy, token = (session or {}).get("toy"), (session or {}).get("token")
+        if toy is None:
+            return None, None, "Press **Train** to start."
+        return (figures.toy_distribution(toy["snapshot"], toy["config"]),
+                figures.toy_curves(toy["history"], toy["config"].epochs), status_line(toy, self.stops.pressed(token)))
 
 
 def toy_config(target: str, epochs: object, lr: object, hidden: object, seed: object, max_epochs: int,
@@ -107,6 +140,11 @@ def noise(source: str, a: object, b: object, fraction: object) -> anomaly.NoiseS
     """The noise a form asks for, each number checked and named if it is not one."""
     return anomaly.NoiseSpec(kind=source, a=checks.real("a", a), b=checks.real("b", b),
                              fraction=checks.real("fraction", fraction))
+
+
+def noise_fields(source: str) -> tuple[bool, bool, bool]:
+    """Which of the noise's numbers (a, b, fraction) mean something for `source`: the page shows those."""
+    return source in ("beta", "drift"), source in ("beta", "drift"), source == "drift"
 
 
 def status_line(toy: dict, stopped: bool) -> str:
@@ -164,3 +202,117 @@ def detection_report(generator: toygan.ToyGenerator, spec: anomaly.NoiseSpec, si
     data = {"sizes": power.sizes, "trials": power.trials, "alpha": power.alpha, "false_alarm": null.flag_rate,
             "power": power.flag_rate, "source": power.source, "generator": which}
     return figures.detection(power, null), false_alarm_note(null), data
+
+
+# ---------------------------------------------------------------- the step mode on a page
+
+TARGETS_HELP = " · ".join(f"{t}: {toygan.describe_target(toygan.ToyGANConfig(target=t))}" for t in toygan.TARGETS)
+
+# the script that writes the toy settings into the page's address whenever one changes
+TOY_LINK_JS = """(...values) => {
+    const url = new URL(window.location.href);
+    %s.forEach((key, i) => url.searchParams.set(key, values[i]));
+    window.history.replaceState(window.history.state, "", url);
+}""" % json.dumps(list(toygan_steps.LINK_KEYS))
+TOY_LINK_TAB_JS = """() => {  // a link with toy settings opens on the Toy GAN tab
+    const query = new URLSearchParams(window.location.search);
+    if (!%s.some(key => query.has(key))) return;
+    const tab = [...document.querySelectorAll("[role=tab]")].find(t => t.textContent.trim() === "Toy GAN");
+    if (tab) tab.click();
+}""" % json.dumps(list(toygan_steps.LINK_KEYS))
+
+
+def preset_caption(preset: toygan_steps.Preset) -> str:
+    return f"**{preset.label}.** {preset.what} Press **Step D**."
+
+
+def choose_preset(name: str, hidden: object = None) -> tuple[str, object, str]:
+    """(target, hidden units, caption) for a preset picked on the page: the target to fill in, the
+    bundled generator's width when G starts from it (else the page's `hidden` as it is), and what
+    to watch for. An unknown name is the first preset, as the menu cannot send one."""
+    preset = toygan_steps.PRESETS.get(name) or toygan_steps.PRESETS["normal"]
+    if preset.from_trained:
+        hidden = toygan.load_toy_generator(None).config.hidden
+    return preset.target, hidden, preset_caption(preset)
+
+
+def link_settings(query: Mapping[str, str], limits: Mapping[str, tuple[float, float]]) -> tuple[dict, str | None]:
+    """A shared link's settings (toygan_steps.settings_from_link) and the caption it sets: the
+    preset's, then one line per value left out ("Setting in the link ignored: ..."); None when the
+    link says nothing, so the page's caption stays."""
+    values, problems = toygan_steps.settings_from_link(query, limits)
+    preset = toygan_steps.PRESETS.get(values.get("preset", ""))
+    lines = [preset_caption(preset)] if preset else []
+    lines += [f"Setting in the link ignored: {problem}" for problem in problems]
+    return values, "\n\n".join(lines) if lines else None
+
+
+class StepMode:
+    """The step mode's events, each taking the page's fields in the page's order (preset, target, lr,
+    hidden, seed, speed, stepper) and returning (distribution figure, curves figure, caption,
+    numbers, stepper): the visitor's stepper goes on if no setting changed, else starts again."""
+
+    def __init__(self, max_hidden: int) -> None:
+        self.max_hidden = max_hidden
+
+    def step_d(self, preset: str, target: str, lr: object, hidden: object, seed: object, speed: object,
+               stepper: toygan_steps.Stepper | None) -> tuple[dict, dict, str, dict, toygan_steps.Stepper]:
+        """One D update. Returns the distribution and curves figures, the caption, {preset, target,
+        d_steps, g_steps, epoch, d_real, d_fake, ks_statistic, d_loss, g_loss, caption}, the stepper."""
+        return self.step("d", preset, target, lr, hidden, seed, speed, stepper)
+
+    def step_g(self, preset: str, target: str, lr: object, hidden: object, seed: object, speed: object,
+               stepper: toygan_steps.Stepper | None) -> tuple[dict, dict, str, dict, toygan_steps.Stepper]:
+        """One G update; returns what `step_d` returns."""
+        return self.step("g", preset, target, lr, hidden, seed, speed, stepper)
+
+    def step_run(self, preset: str, target: str, lr: object, hidden: object, seed: object, speed: object,
+                 stepper: toygan_steps.Stepper | None) -> tuple[dict, dict, str, dict, toygan_steps.Stepper]:
+        """`speed` whole epochs (one Play frame); returns what `step_d` returns."""
+        return self.step("run", preset, target, lr, hidden, seed, speed, stepper)
+
+    def step(self, action: str, preset: str, target: str, lr: object, hidden: object, seed: object, speed: object,
+             stepper: toygan_steps.Stepper | None) -> tuple[dict, dict, str, dict, toygan_steps.Stepper]:
+        """"d" one D update, "g" one G update, "run" `speed` whole epochs, each field checked."""
+        stepper = toygan_steps.stepper_for(stepper, preset, target=target, lr=checks.real("lr", lr),
+                                           hidden=checks.whole("hidden units", hidden, 1, self.max_hidden, floats=True),
+                                           seed=checks.whole("seed", seed, 0, 2**32 - 1, floats=True))
+        if action == "d":
+            stepper.step_d()
+        elif action == "g":
+            stepper.step_g()
+        elif action == "run":
+            stepper.run(checks.whole("speed", speed, 1, toygan_steps.SPEEDS[-1], floats=True))
+        else:
+            raise ValueError(f"action must be d, g or run, got {action!r}")
+        return (figures.toy_distribution(stepper.frame(), stepper.config, stepper.title()),
+                figures.toy_curves(stepper.history, max(1, stepper.history["epoch"][-1])), stepper.caption,
+                stepper.status(), stepper)
+
+
+# ---------------------------------------------------------------- the Anomaly tab from form fields
+
+
+class DriftChecks:
+    """The Anomaly tab's two buttons, each taking the page's fields in the page's order and the
+    visitor's session (its trained generator, else the bundled one: `toy_generator`)."""
+
+    def __init__(self, max_n: int, curve_sizes: list[int], curve_trials: int) -> None:
+        self.max_n, self.curve_sizes, self.curve_trials = max_n, curve_sizes, curve_trials
+
+    def ks(self, source: str, a: object, b: object, fraction: object, n: object, seed: object,
+           session: dict | None) -> KSReport:
+        """`ks_report` of n draws of the chosen noise."""
+        n, seed = checks.whole("n", n, 2, self.max_n, floats=True), checks.whole("seed", seed, 0, 2**32 - 1, floats=True)
+        generator, which = toy_generator((session or {}).get("toy"))
+        return ks_report(generator, noise(source, a, b, fraction), n, seed, which)
+
+    def curve(self, source: str, a: object, b: object, fraction: object, seed: object,
+              session: dict | None) -> tuple[dict, str, dict]:
+        """How often the check fires as n grows over `curve_sizes`, on uniform input (false alarms)
+        and on the chosen input (power): a figure, a plain-words note on the false alarms, and
+        {sizes, trials, alpha, false_alarm, power, source, generator}."""
+        seed = checks.whole("seed", seed, 0, 2**32 - 1, floats=True)
+        generator, which = toy_generator((session or {}).get("toy"))
+        return detection_report(generator, noise(source, a, b, fraction), self.curve_sizes, self.curve_trials, seed,
+                                which)

@@ -30,12 +30,15 @@ from PIL import Image
 from srgan_core import compare, degrade, interpolate, weights
 from srgan_core.data import modcrop
 from srgan_core.metrics import psnr, ssim
-from srgan_core.upscale import Upscaler, bicubic, load_image
+from srgan_core.upscale import MAX_INPUT_PIXELS, MAX_INPUT_SIDE, Upscaler, bicubic, load_image
 
 PNG_LEVEL = 1  # zlib level: a 1024x1024 photo in ~40 ms instead of ~300 ms at Pillow's 6, ~10 % larger
 PREVIEW_SIDE = 1280  # partial results are sent at most this large: they are looked at, not downloaded
 MIN_MEASURED_PIXELS = 128 * 128  # smaller runs do not teach the RateMeter anything
 KEEP_S = 3600  # results are kept this long: a long-running server must not fill its disk
+# what the Upscale tab says above its buttons
+HELP = f"""**Upscale ×4** makes your image four times larger. **Simulate ×4** shrinks it four times first, upscales it
+back and scores each method against the original. Inputs up to {MAX_INPUT_SIDE:,} px a side and {MAX_INPUT_PIXELS / 1e6:.1f} MP."""
 
 
 def open_upload(payload: dict | str | Path | None) -> tuple[Image.Image, str]:

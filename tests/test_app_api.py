@@ -11,6 +11,7 @@ import re
 import subprocess
 import sys
 import time
+import urllib.request
 from pathlib import Path
 
 import numpy as np
@@ -194,6 +195,19 @@ def test_unknown_model_refused(client, tmp_path):
     src = save_png(noise_image(8, 8), tmp_path / "in.png")
     with pytest.raises(AppError, match="Unknown model"):
         client.predict(handle_file(src), "/etc/passwd", api_name="/upscale")
+
+
+def test_no_model_chosen_gets_the_default(client, app_url, tmp_path):
+    """An example clicked as the page opens once sent model None ("Unknown model None"): the menu now
+    has its choices and value in the page as served, and a job without a model gets the default."""
+    with urllib.request.urlopen(app_url + "/config", timeout=30) as r:
+        menu = next(c["props"] for c in json.load(r)["components"] if c.get("props", {}).get("label") == "Model")
+    assert menu["value"] == "srgan_x4" and [v for _, v in menu["choices"]][:2] == ["srgan_x4", "srresnet_x4"]
+    src = save_png(noise_image(12, 10), tmp_path / "in.png")
+    *_, chosen = client.predict(handle_file(src), "srgan_x4", api_name="/upscale")
+    for missing in (None, ""):
+        summary, *_, download = client.predict(handle_file(src), missing, api_name="/upscale")
+        assert "SRGAN" in summary and np.array_equal(np.asarray(Image.open(download)), np.asarray(Image.open(chosen)))
 
 
 def test_sr_jobs_run_one_at_a_time(app_url, tmp_path):
