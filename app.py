@@ -29,8 +29,8 @@ TOY_UPDATES_PER_S, TOY_CONCURRENCY, TOY_MAX_EPOCHS, TOY_MAX_HIDDEN = 4, 2, 100_0
 MAX_KS_N, CURVE_TRIALS = 5_000, 200
 CURVE_SIZES = [n for n in (10, 20, 50, 100, 200, 500, 1000, 2000, 5000) if n <= MAX_KS_N]  # the n slider's range
 LABELS = {"srgan_x4": "SRGAN", "srresnet_x4": "SRResNet"}
-# results go inside gradio's own cache folder, so they are served as they are, not copied again; SRGAN_APP_SLOW_S /
-# _PREVIEW_S: when a job first says how long it takes, how often rows are shown (s); tests lower them for tiny models
+# results go in gradio's own cache folder (served as they are, not copied again). SRGAN_APP_SLOW_S, SRGAN_APP_PREVIEW_S:
+# when a job first says how long it takes, and how often rows are shown (s); tests lower them for tiny models
 studio = sr_job.Studio(Path(os.environ.get("GRADIO_TEMP_DIR") or Path(tempfile.gettempdir()) / "gradio") / "srgan-studio",
                        LABELS, SCALE, slow_s=float(os.environ.get("SRGAN_APP_SLOW_S", 2.0)),
                        preview_every_s=float(os.environ.get("SRGAN_APP_PREVIEW_S", 1.5)))
@@ -215,10 +215,10 @@ def build_app() -> gr.Blocks:
                 step_io = dict(inputs=[preset, target, lr, hidden, seed, speed, stepper],
                                outputs=[dist_plot, curves_plot, step_caption, step_status, stepper], preprocess=False,
                                show_progress="hidden")
-                step_d_btn.click(user_errors(plots(steps.step_d, 0, 1), 2, 5), api_name="step_d", **step_io)
-                step_g_btn.click(user_errors(plots(steps.step_g, 0, 1), 2, 5), api_name="step_g", **step_io)
+                step_d_btn.click(user_errors(plots(steps.step_d, 0, 1), show_at=2, n_outputs=5), api_name="step_d", **step_io)
+                step_g_btn.click(user_errors(plots(steps.step_g, 0, 1), show_at=2, n_outputs=5), api_name="step_g", **step_io)
                 step_timer = gr.Timer(1 / TOY_UPDATES_PER_S, active=False)  # Play: `speed` epochs a tick
-                step_timer.tick(user_errors(plots(steps.step_run, 0, 1), 2, 5), api_name="step_run", **step_io)
+                step_timer.tick(user_errors(plots(steps.step_run, 0, 1), show_at=2, n_outputs=5), api_name="step_run", **step_io)
                 play_btn.click(play_pause, play_btn, [step_timer, play_btn], queue=False, api_visibility="private")
                 preset.input(user_errors(playground.choose_preset, show_at=2, n_outputs=3), [preset, hidden],
                              [target, hidden, step_caption], queue=False, api_visibility="private")
