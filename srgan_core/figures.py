@@ -170,3 +170,29 @@ def validation_curves(curves: dict[str, tuple[list, list]]) -> Figure | None:
     traces = [{"type": "scatter", "mode": "lines+markers", "x": list(xs), "y": series(ys), "name": name}
               for name, (xs, ys) in curves.items()]
     return figure(traces, "Validation PSNR during training", "training step", "PSNR (dB)", height=380)
+
+
+def perception_distortion(points: dict | None) -> Figure | None:
+    """PSNR (distortion: up is more faithful) against NIQE (perception: left is more natural) for
+    bicubic and the PSNR->GAN blends, with the photos' own NIQE as the line no upscaler crosses
+    (Blau & Michaeli, 2018). `points` is a sidecar's "perception_distortion" entry; None if absent."""
+    if not points or not points.get("points"):
+        return None
+    rows = [p for p in points["points"] if p.get("niqe") is not None]
+    blends = [p for p in rows if p["method"].startswith("strength") and p.get("psnr") is not None]
+    others = [p for p in rows if p not in blends and p.get("psnr") is not None]
+    traces = [{"type": "scatter", "mode": "lines+markers+text", "name": "GAN strength 0 → 1",
+               "x": [p["niqe"] for p in blends], "y": [p["psnr"] for p in blends],
+               "text": [p["method"].replace("strength ", "") for p in blends], "textposition": "top center"},
+              {"type": "scatter", "mode": "markers+text", "name": "bicubic", "x": [p["niqe"] for p in others],
+               "y": [p["psnr"] for p in others], "text": [p["method"] for p in others], "textposition": "bottom center"}]
+    shapes, notes = [], []
+    for p in rows:
+        if p["method"] == "HR":
+            shapes.append({"type": "line", "x0": p["niqe"], "x1": p["niqe"], "yref": "paper", "y0": 0, "y1": 1,
+                           "line": {"dash": "dot", "color": "#2e7d32"}})
+            notes.append({"x": p["niqe"], "yref": "paper", "y": 1, "text": "the photos", "showarrow": False,
+                          "xanchor": "left", "font": {"color": "#2e7d32"}})
+    data = points.get("data", "")
+    return figure(traces, f"Perception–distortion trade-off on {data}", "NIQE (lower = more natural)",
+                  "PSNR (dB, higher = more faithful)", height=380, shapes=shapes, annotations=notes)

@@ -24,12 +24,14 @@ OPTIONAL = (("grid", GRID_HEADER, 3), ("niqe", NIQE_HEADER, 2))  # columns shown
 class ModelCard:
     """Markdown sections (one per model), the benchmark table and validation curves.
 
-    `curves` maps "MODEL on SET" to (training steps, validation PSNR)."""
+    `curves` maps "MODEL on SET" to (training steps, validation PSNR); `tradeoff` is the GAN model's
+    perception-distortion points (a sidecar's "perception_distortion" entry), when it has them."""
 
     sections: list[str] = field(default_factory=list)
     headers: list[str] = field(default_factory=lambda: list(HEADERS))
     rows: list[list] = field(default_factory=list)
     curves: dict[str, tuple[list, list]] = field(default_factory=dict)
+    tradeoff: dict | None = None
 
     @property
     def markdown(self) -> str:
@@ -116,6 +118,8 @@ def read_card(models: list[str], label: Callable[[str], str] = str, toy: str | N
                 card.rows.append([f"{label(name)}, {data.replace('@', ', ')}", _number(m, "psnr", 2), _number(m, "ssim", 4),
                                   detail if detail is not None else _number(m, "gradient_ratio", 3),
                                   *(_number(m, key, digits) for key, _, digits in OPTIONAL)])
+        if isinstance(meta.get("perception_distortion"), dict):
+            card.tradeoff = meta["perception_distortion"]
         log = folder / f"{name}.metrics.jsonl"
         if log.is_file():
             for data, xy in validation_points(log).items():

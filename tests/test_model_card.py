@@ -78,3 +78,24 @@ def test_empty_folder(tmp_path, monkeypatch):
     card = model_card.read_card([], toy=None)
     assert "No bundled super-resolution weights" in card.markdown
     assert {r[0].split(", ")[0] for r in card.rows} == {"Bicubic", "SRResNet (paper)"}
+
+
+def test_the_gan_models_perception_distortion_points_reach_the_card_and_its_figure(folder):
+    from srgan_core import figures
+
+    assert model_card.read_card(["srgan_x4"], toy=None).tradeoff is None
+    assert figures.perception_distortion(None) is None
+    path = folder / "srgan_x4.json"
+    meta = json.loads(path.read_text())
+    meta["perception_distortion"] = {"data": "Set14", "degradation": "bicubic", "points": [
+        {"method": "HR", "psnr": None, "niqe": 4.7}, {"method": "bicubic", "psnr": 26.1, "niqe": 11.6},
+        {"method": "strength 0", "psnr": 27.7, "niqe": 10.2}, {"method": "strength 1", "psnr": 27.0, "niqe": 7.8}]}
+    path.write_text(json.dumps(meta))
+    card = model_card.read_card(["srgan_x4"], toy=None)
+    fig = figures.perception_distortion(card.tradeoff)
+    blends, bicubic = fig["data"]
+    assert blends["x"] == [10.2, 7.8] and blends["y"] == [27.7, 27.0] and blends["text"] == ["0", "1"]
+    assert bicubic["x"] == [11.6] and bicubic["y"] == [26.1]
+    assert fig["layout"]["shapes"][0]["x0"] == 4.7  # the photos' NIQE, drawn as a line
+    assert "Set14" in fig["layout"]["title"]["text"]
+    json.dumps(fig, allow_nan=False)
