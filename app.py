@@ -28,7 +28,7 @@ SR_CONCURRENCY = 1  # SR jobs at once, all users together: each holds a model an
 TOY_UPDATES_PER_S, TOY_CONCURRENCY, TOY_MAX_EPOCHS, TOY_MAX_HIDDEN = 4, 2, 100_000, 1024
 MAX_KS_N, CURVE_TRIALS = 5_000, 200
 CURVE_SIZES = [n for n in (10, 20, 50, 100, 200, 500, 1000, 2000, 5000) if n <= MAX_KS_N]  # the n slider's range
-LABELS = {"srgan_x4": "SRGAN", "srresnet_x4": "SRResNet"}
+LABELS = {"real_x4": "Real-photo SR", "srgan_x4": "SRGAN", "srresnet_x4": "SRResNet"}  # menu order: the default first
 # results go in gradio's own cache folder (served as they are, not copied again). SRGAN_APP_SLOW_S, SRGAN_APP_PREVIEW_S:
 # when a job first says how long it takes, and how often rows are shown (s); tests lower them for tiny models
 studio = sr_job.Studio(Path(os.environ.get("GRADIO_TEMP_DIR") or Path(tempfile.gettempdir()) / "gradio") / "srgan-studio",
@@ -265,17 +265,17 @@ def build_app() -> gr.Blocks:
                 card_table = gr.Dataframe(interactive=False, elem_id="card-table", wrap=True,
                                           label="Scores on standard test photos: PSNR / SSIM as in the SRGAN paper (higher is "
                                           "closer to the original); detail: the output's sharpness over the original's")
-                card_plot = gr.Plot(show_label=False, visible=False, elem_id="card-plot")
+                card_plots = [gr.Plot(show_label=False, visible=False, elem_id=e) for e in ("card-tradeoff", "card-plot")]
                 card_text = gr.Markdown(elem_id="card-text")
 
         def refresh():  # weights may be added while the server runs: every page load reads the folder again
             choices, card = studio.choices(HUB_DEFAULT), model_card.read_card(studio.bundled(), studio.label)
-            fig = figures.validation_curves(card.curves)
+            figs = figures.perception_distortion(card.tradeoff), figures.validation_curves(card.curves)
             table = gr.Dataframe({"headers": card.headers, "data": card.rows}, column_widths=sr_job.column_widths(len(card.headers)))
             return (studio.notice(), gr.Dropdown(choices=choices, value=choices[0][1]), card.markdown, table,
-                    gr.Plot(value=plot(fig), visible=fig is not None))
+                    *(gr.Plot(value=plot(f), visible=f is not None) for f in figs))
 
-        demo.load(refresh, outputs=[notice, model, card_text, card_table, card_plot], api_visibility="private")
+        demo.load(refresh, outputs=[notice, model, card_text, card_table, *card_plots], api_visibility="private")
         # outside the queue: a link's settings are in place at once, and the page's other load events wait for nothing
         demo.load(apply_link, outputs=[*link_fields, step_caption], queue=False, show_progress="hidden",
                   api_visibility="private")

@@ -225,7 +225,7 @@ def add_upscale_parser(sub: argparse._SubParsersAction) -> None:
                    help="with --strength: the GAN end, fine-tuned from A with the same architecture "
                    "(default: srgan_x4)")
     p.add_argument("--bicubic", action="store_true", help="plain bicubic interpolation instead of a model")
-    p.add_argument("--tile", type=int, default=None, help="tile size in input pixels (default: tuned for this CPU)")
+    p.add_argument("--tile", type=int, default=None, help="widest column strip in input pixels (default: 1024, a fixed constant; wider images are cut into strips)")
     p.set_defaults(func=cmd_upscale)
 
 

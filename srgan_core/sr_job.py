@@ -38,7 +38,9 @@ MIN_MEASURED_PIXELS = 128 * 128  # smaller runs do not teach the RateMeter anyth
 KEEP_S = 3600  # results are kept this long: a long-running server must not fill its disk
 # what the Upscale tab says above its buttons
 HELP = f"""**Upscale ×4** makes your image four times larger. **Simulate ×4** shrinks it four times first, upscales it
-back and scores each method against the original. Inputs up to {MAX_INPUT_SIDE:,} px a side and {MAX_INPUT_PIXELS / 1e6:.1f} MP."""
+back and scores each method against the original. Inputs up to {MAX_INPUT_SIDE:,} px a side and {MAX_INPUT_PIXELS / 1e6:.1f} MP.
+Which model: **Real-photo SR** (the default) for camera and web photos, JPEG and noise included; **SRGAN** (sharp texture,
+with a GAN-strength slider) and **SRResNet** (the most faithful) for clean renders, screenshots and lossless images."""
 
 
 def open_upload(payload: dict | str | Path | None) -> tuple[Image.Image, str]:

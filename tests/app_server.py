@@ -131,8 +131,13 @@ def make_weights(folder: Path) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     for seed, name in enumerate(("srgan_x4", "srresnet_x4")):
         torch.manual_seed(seed)
+        # the GAN model carries perception-distortion points, as `evaluate --strengths` writes them
+        points = {"data": "Set5", "degradation": "bicubic", "points": [
+            {"method": "HR", "psnr": None, "niqe": 5.0}, {"method": "bicubic", "psnr": 19.0, "niqe": 12.0},
+            {"method": "strength 0", "psnr": 21.0, "niqe": 10.0}, {"method": "strength 1", "psnr": 20.0, "niqe": 8.0}]}
         save_generator(Generator(TINY), folder / name, description=f"tiny random-init {name} (test)",
-                       metrics={"Set5": {"psnr": 20.0 + seed, "ssim": 0.5}})
+                       metrics={"Set5": {"psnr": 20.0 + seed, "ssim": 0.5}},
+                       **({"perception_distortion": points} if name == "srgan_x4" else {}))
     for f in WEIGHTS_DIR.glob("toygan_default.*"):
         shutil.copy(f, folder / f.name)
     # a training log beside the weights, for the model card's curves (train.py's metrics.jsonl format)

@@ -247,6 +247,7 @@ def test_desktop_tour(desktop, tmp_path):
         assert page.locator("#card-table").get_by_text("32.05").count() == 1  # the paper's Set5 PSNR
         assert page.locator("#card-table").get_by_text("SRResNet (paper), Set5").count() == 1
         assert plot_title(page, "card-plot") == "Validation PSNR during training"
+        assert plot_title(page, "card-tradeoff") == "Perception–distortion trade-off on Set5"
         for pre in card.locator("pre").all():
             sizes = pre.evaluate("e => [e.scrollWidth, e.clientWidth]")
             assert sizes[0] <= sizes[1] + 1, f"a command line is cut off: {sizes}"
@@ -397,7 +398,7 @@ def test_phone_tour(phone):
         for pre in page.locator("#card-text pre").all():
             sizes = pre.evaluate("e => [e.scrollWidth, e.clientWidth]")
             assert sizes[0] <= sizes[1] + 1, f"a command line is cut off: {sizes}"
-        titles_fit(page, ["card-plot"])
+        titles_fit(page, ["card-plot", "card-tradeoff"])
         fits_width(page, "#card-table table", PHONE["width"])
     shoot(page, "phone-model-card")
 
