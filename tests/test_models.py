@@ -73,3 +73,28 @@ def test_mac_count_matches_the_layers():
     with torch.no_grad():
         g(torch.rand(1, 3, 10, 10))
     assert counted == generator_macs_per_lr_pixel(cfg) * 100
+
+
+def test_icnr_starts_every_sub_pixel_alike_so_there_is_no_checkerboard():
+    import torch.nn.functional as F
+
+    from srgan_core.models import UpsampleStage, icnr_
+
+    torch.manual_seed(0)
+    stage = UpsampleStage(8)
+    x = torch.rand(1, 8, 6, 6)
+    before = stage.shuffle(stage.conv(x))
+    icnr_(stage.conv)
+    after = stage.shuffle(stage.conv(x))
+    # after ICNR the shuffled output is a nearest-neighbour upsampling of one conv's output
+    nearest = F.interpolate(after[..., ::2, ::2], scale_factor=2, mode="nearest")
+    assert torch.allclose(after, nearest, atol=1e-6)
+    assert not torch.allclose(before, F.interpolate(before[..., ::2, ::2], scale_factor=2, mode="nearest"), atol=1e-3)
+
+
+def test_spectral_norm_discriminator_keeps_its_layers_normalised():
+    from srgan_core.models import Discriminator, DiscriminatorConfig
+
+    d = Discriminator(DiscriminatorConfig(base_channels=4, dense=8, batch_norm=False, spectral_norm=True))
+    assert any("parametrizations" in name for name, _ in d.named_parameters())
+    assert d(torch.rand(2, 3, 32, 32)).shape == (2,)

@@ -360,3 +360,19 @@ def test_d_shift_shows_d_crops_at_random_offsets_within_the_output_grid():
         first = int(crop[0, 0, 0, 0])
         offsets.add(divmod(first, 32))
     assert offsets == {(dy, dx) for dy in range(4) for dx in range(4)}
+
+
+def test_ema_moves_towards_the_generator_by_one_minus_decay():
+    import torch
+
+    from srgan_core.models import Generator, GeneratorConfig
+    from srgan_core.train import update_ema
+
+    torch.manual_seed(0)
+    g, ema = Generator(GeneratorConfig(channels=4, blocks=1)), Generator(GeneratorConfig(channels=4, blocks=1))
+    before = [p.clone() for p in ema.parameters()]
+    update_ema(ema, g, 0.9)
+    for e, b, p in zip(ema.parameters(), before, g.parameters()):
+        assert torch.allclose(e, 0.9 * b + 0.1 * p, atol=1e-6)
+    for e, b in zip(ema.buffers(), g.buffers()):
+        assert torch.equal(e, b)  # BatchNorm statistics are copied, not averaged
