@@ -9,7 +9,6 @@ are reported, and why `perception_distortion` gives the points of that plot.
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import math
 import os
@@ -171,14 +170,6 @@ def metrics_key(data: str, degradation: str = "bicubic") -> str:
     return data if degradation == "bicubic" else f"{data}@{degradation}"
 
 
-def _file_sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 def blend_points(folder: str | Path, strengths: list[float], psnr_source: str = "srresnet_x4",
                  gan_source: str = "srgan_x4", scale: int = 4, degradation: str = "bicubic") -> list[dict]:
     """Perception-distortion points of bicubic and the PSNR/GAN blend at each strength.
@@ -197,7 +188,7 @@ def blend_points(folder: str | Path, strengths: list[float], psnr_source: str = 
 
 def _local_sidecar(weights_path: str | Path) -> tuple[Path, dict]:
     """A local weights file's sidecar, after checking that it still describes those tensors."""
-    from srgan_core.weights import read_sidecar
+    from srgan_core.weights import read_sidecar, sha256_file
 
     stem = Path(weights_path)
     stem = stem.with_suffix("") if stem.suffix in (".safetensors", ".json") else stem
@@ -205,7 +196,7 @@ def _local_sidecar(weights_path: str | Path) -> tuple[Path, dict]:
     if not (st_path.is_file() and json_path.is_file()):
         raise ValueError(f"{stem}: --update-sidecar needs a local NAME.safetensors and NAME.json")
     meta = read_sidecar(json_path)
-    if _file_sha256(st_path) != meta["sha256"].lower():
+    if sha256_file(st_path) != meta["sha256"].lower():
         raise ValueError(f"{json_path}: its sha256 does not match {st_path.name}; not writing metrics into it")
     return json_path, meta
 

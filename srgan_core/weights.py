@@ -77,7 +77,7 @@ def _stem(path: str | Path) -> Path:
     return p.with_suffix("") if p.suffix in (".safetensors", ".json") else p
 
 
-def _sha256(path: Path) -> str:
+def sha256_file(path: Path) -> str:
     h = hashlib.sha256()
     with open(path, "rb") as f:
         for chunk in iter(lambda: f.read(1 << 20), b""):
@@ -105,7 +105,7 @@ def save_weights(tensors: dict[str, torch.Tensor], path: str | Path, sidecar: di
     tensors = {k: v.detach().to("cpu").contiguous().clone() for k, v in tensors.items()}
     save_file(tensors, str(tmp_st), metadata={"format": "pt"})
     meta = {"format": FORMAT, "name": stem.name, **sidecar}
-    meta["sha256"] = _sha256(tmp_st)
+    meta["sha256"] = sha256_file(tmp_st)
     tmp_json.write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
     os.replace(tmp_st, st_path)
     os.replace(tmp_json, json_path)
@@ -209,7 +209,7 @@ def read_tensors(st_path: Path, meta: dict) -> dict[str, torch.Tensor]:
     from safetensors import SafetensorError
     from safetensors.torch import load_file
 
-    digest = _sha256(st_path)
+    digest = sha256_file(st_path)
     if digest != meta["sha256"].lower():
         raise WeightsError(
             f"{st_path}: sha256 {digest[:12]}... does not match the sidecar's {meta['sha256'][:12]}...; "
