@@ -79,3 +79,12 @@ def test_toygan_benchmark_runs_and_reports_both_trainers():
     bad = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "toygan.py"), "--epochs", "0"],
                          capture_output=True, text=True, timeout=60, cwd=ROOT)
     assert bad.returncode == 2 and "--epochs: must be between 1" in bad.stderr and "Traceback" not in bad.stderr
+
+
+def test_sr_inference_table_prints_without_the_naive_case():
+    """Without the naive baseline there is no speed-up to print, but the table and GFLOP/s still are."""
+    cmd = [sys.executable, str(ROOT / "benchmarks" / "sr_inference.py"), "--sizes", "256", "--cases", "upscaler",
+           "--channels", "8", "--blocks", "1", "--repeats", "1", "--rounds", "1", "--budget", "5", "--no-app"]
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=400, cwd=ROOT)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "Upscaler at 256^2: " in done.stdout and "the naive path" not in done.stdout
