@@ -285,7 +285,8 @@ def make_batches(cfg: TrainConfig, data: PatchDataset, env: Dist):
 
     def order(epoch: int) -> torch.Tensor:
         if epoch not in orders:
-            orders.clear() if len(orders) > 4 else None
+            if len(orders) > 4:  # a batch touches at most a few epochs: keep the cache small
+                orders.clear()
             orders[epoch] = torch.randperm(n, generator=torch.Generator().manual_seed(cfg.seed * 1_000_003 + epoch))
         return orders[epoch]
 
