@@ -55,6 +55,9 @@ def test_sr_inference_benchmark_measures_every_case_and_the_app():
     assert app["requests"] == 2
     assert 0 < app["start_to_serving_s"] <= app["cold_start_to_first_answer_s"]
     assert app["request_256_ms"] > 0 and math.isfinite(app["request_256_ms"])
+    # the model's share comes from the app's own table, and the rest is what the page costs
+    assert 0 < app["model_in_request_256_ms"] < app["request_256_ms"]
+    assert app["beyond_model_256_ms"] > 0
 
 
 def test_sr_inference_refuses_nonsense_counts_at_once():

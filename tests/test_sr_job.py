@@ -1,6 +1,7 @@
 """sr_job: the app's SR requests without a browser: files, estimates, streamed rows, the buttons."""
 from __future__ import annotations
 
+import os
 import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -30,16 +31,45 @@ def tiny_upscaler(band: int | None = None) -> Upscaler:
     return Upscaler(Generator(GeneratorConfig(channels=8, blocks=1)), band=band)
 
 
-def test_write_png_gives_every_call_its_own_whole_file(tmp_path):
+def test_write_image_gives_every_call_its_own_whole_file(tmp_path):
     image = noise_image(300, 200)
     with ThreadPoolExecutor(12) as pool:
-        paths = list(pool.map(lambda _: sr_job.write_png(image, tmp_path, "same"), range(12)))
+        paths = list(pool.map(lambda _: sr_job.write_image(image, tmp_path, "same.png"), range(12)))
     assert len(set(paths)) == 12
     for p in paths:
         assert Path(p).name == "same.png"
         with Image.open(p) as im:
             assert im.format == "PNG" and np.array_equal(np.asarray(im), np.asarray(image))
     assert not list(tmp_path.glob("*/.*partial"))
+
+
+def test_old_results_are_swept_and_a_racing_sweep_is_no_error(tmp_path):
+    keep = sr_job.write_image(noise_image(8, 8), tmp_path, "new.png")
+    stale = [Path(sr_job.write_image(noise_image(8, 8), tmp_path, "old.png")).parent for _ in range(30)]
+    hour_ago = time.time() - sr_job.KEEP_S - 60
+    for folder in stale:
+        os.utime(folder, (hour_ago, hour_ago))
+    assert sr_job.sweep(tmp_path) == 0  # swept a moment ago (each write may sweep): not again so soon
+    # many sweeps at once, as many requests finishing together: each folder goes once, none raises
+    with ThreadPoolExecutor(8) as pool:
+        removed = sum(pool.map(lambda _: sr_job.sweep(tmp_path, force=True), range(8)))
+    assert removed >= 30 and not any(f.exists() for f in stale) and Path(keep).exists()
+
+
+def test_views_are_jpeg_close_to_the_pixels(tmp_path):
+    """The slider's views are JPEG, cheap to make and send, and close to the pixels (the download
+    and the crops, where fine detail is compared, stay PNG)."""
+    image = Image.open(Path(__file__).resolve().parent.parent / "examples" / "chelsea.png").convert("RGB")
+    jpeg = sr_job.write_image(image.convert("RGBA"), tmp_path, "left.jpg")
+    with Image.open(jpeg) as im:
+        assert im.format == "JPEG" and im.size == image.size
+        assert psnr_rgb(im, image) > 38  # visually lossless
+    assert Path(jpeg).stat().st_size < Path(sr_job.write_image(image, tmp_path, "same.png")).stat().st_size / 2
+
+
+def psnr_rgb(a: Image.Image, b: Image.Image) -> float:
+    d = np.asarray(a.convert("RGB"), np.float64) - np.asarray(b.convert("RGB"), np.float64)
+    return float(10 * np.log10(255**2 / (d**2).mean()))
 
 
 def test_rate_meter():
@@ -86,6 +116,21 @@ def test_stream_shows_rows_before_the_end_and_ends_with_the_exact_output():
     assert np.array_equal(got[:rows], np.asarray(frames[-1].image)[:rows])  # done: the model's rows
 
 
+def test_the_first_rows_are_shown_without_waiting_for_the_period():
+    """Progress every `every_s` seconds, but the first finished rows go out at once: they are
+    what tells a visitor with a large image that something is happening."""
+    class Slow:
+        name = "slow"
+
+        def upscale(self, image, on_rows=None):
+            on_rows(0, 0, Image.new("RGB", (32, 4), "white"))
+            time.sleep(1.0)  # the rest of a long job
+            return Image.new("RGB", (32, 32), "white")
+
+    frames = list(sr_job.stream_upscale(Slow(), noise_image(8, 8), Image.new("RGB", (32, 32)), every_s=60))
+    assert [f.done for f in frames] == [False, True] and frames[0].fraction == 4 / 32
+
+
 def test_stream_raises_the_models_error():
     class Broken:
         name = "broken"
@@ -119,8 +164,10 @@ def test_upscale_streams_then_finishes(studio):
     with Image.open(last.crops) as crops:
         assert crops.format == "PNG" and crops.width == 2 * 288 + 8
     left, right = (Image.open(p) for p in last.pair)
-    assert left.size == right.size == (480, 360)
+    assert left.size == right.size == (480, 360) and left.format == right.format == "JPEG"  # views
     assert "Bicubic, SRGAN" in last.status
+    previews = [u.pair for u in updates[:-1] if u.pair]
+    assert previews and all(Path(p).suffix == ".jpg" for pair in previews for p in pair)
 
 
 def test_simulate_scores_in_a_fixed_order(studio):
