@@ -5,9 +5,9 @@ The app is a thin layer over this module, which needs no web framework:
 - `RateMeter` says about how long a job will take before it starts (from the jobs this process
   has run, per model), so a visitor with a large image knows whether to wait.
 - `stream_upscale` runs the Upscaler in a worker thread and hands out the picture as it grows:
-  the bicubic enlargement with the finished rows of the model's output pasted over it, every
-  `every_s` seconds, then the finished image. The first rows reach the page seconds before the
-  last ones are computed.
+  the bicubic enlargement with the finished rows of the model's output pasted over it, as soon
+  as the first rows are done and then every `every_s` seconds, then the finished image. The
+  first rows reach the page seconds before the last ones are computed.
 - `score` puts bicubic and the models against the original (Simulate).
 - `write_image` saves a result under a name no other request uses and renames it into place:
   two identical requests at once each get a whole file, never one the other is rewriting.
