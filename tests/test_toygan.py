@@ -335,3 +335,83 @@ def test_cli_help_explains_the_options(capsys):
     out = " ".join(capsys.readouterr().out.split())  # help lines wrap with the terminal width
     for word in ("--epochs", "--seed", "--out", "--json", "mini-batch", "30000", "KS p-value", "mode collapse"):
         assert word in out
+
+
+# ---------------------------------------------------------------- the engine's pieces against torch
+
+
+def torch_net(widths: tuple[int, ...], slope: float, layers) -> torch.nn.Sequential:
+    mods = []
+    for weight, bias in layers:
+        lin = torch.nn.Linear(weight.shape[1], weight.shape[0])
+        with torch.no_grad():
+            lin.weight.copy_(torch.from_numpy(weight))
+            lin.bias.copy_(torch.from_numpy(bias))
+        mods += [lin, torch.nn.LeakyReLU(slope)]
+    return torch.nn.Sequential(*mods[:-1])
+
+
+@pytest.mark.parametrize("widths, slope", [((1, 50, 1), 0.2), ((1, 16, 16, 1), 0.0), ((1, 1, 3, 1), 0.3)])
+def test_engine_network_is_torch_autograd(widths, slope):
+    """One engine network against nn.Sequential + autograd on the same weights: outputs, every
+    weight and bias gradient, the gradient at the input; the forward without slopes (which nothing
+    may backpropagate through) gives the very same outputs."""
+    rng = np.random.default_rng(1)
+    layers = toygan._init_layers(widths, rng)
+    net = toygan_engine.MLP(widths, slope, layers)
+    x = rng.standard_normal(37).astype(np.float32) * 2
+    dout = rng.standard_normal(37).astype(np.float32)
+    seq = torch_net(widths, slope, layers)
+    xt = torch.from_numpy(x[:, None].copy()).requires_grad_()
+    out = seq(xt)
+    out.backward(torch.from_numpy(dout[:, None].copy()))
+
+    y = net.forward(x).copy()
+    np.testing.assert_allclose(y, out.detach().numpy()[:, 0], rtol=1e-5, atol=1e-6)
+    dx = net.backward(dout, input_grad=True)
+    np.testing.assert_allclose(dx, xt.grad.numpy()[:, 0], rtol=1e-5, atol=1e-6)
+    linears = [m for m in seq if isinstance(m, torch.nn.Linear)]
+    for (dw, db), lin in zip(net.layers(net.grads), linears, strict=True):
+        np.testing.assert_allclose(dw, lin.weight.grad.numpy(), rtol=1e-5, atol=1e-5)
+        np.testing.assert_allclose(db, lin.bias.grad.numpy(), rtol=1e-5, atol=1e-5)
+        assert np.abs(db).max() > 1e-3  # a real gradient, not two zeros agreeing
+    np.testing.assert_array_equal(net.forward(x, for_backward=False), y)
+    assert net.backward(dout, param_grads=False) is None  # nothing asked: nothing computed
+
+
+def test_a_forward_of_another_batch_size_leaves_a_pending_backward_alone():
+    """Each batch size has its own buffers: D's decision curve (201 values) or the step-by-step
+    page's measurements may run between a step's forward and its backward."""
+    rng = np.random.default_rng(2)
+    widths = (1, 32, 32, 1)
+    layers = toygan._init_layers(widths, rng)
+    x, dout = rng.standard_normal((2, 64)).astype(np.float32)
+    plain, interrupted = (toygan_engine.MLP(widths, 0.2, layers) for _ in range(2))
+    plain.forward(x)
+    plain.backward(dout)
+    interrupted.forward(x)
+    interrupted.forward(rng.standard_normal(201).astype(np.float32))
+    interrupted.backward(dout)
+    np.testing.assert_array_equal(interrupted.grads, plain.grads)
+    assert np.abs(plain.grads).max() > 0
+
+
+def test_adam_keeps_torchs_moments():
+    """Not only the weights: m and v are torch's exp_avg and exp_avg_sq, operation for operation
+    but for the multiply-add torch fuses in both (an ulp apart now and then): the same state, not
+    a rescaled one, so the engine's optimiser could be handed to torch."""
+    rng = np.random.default_rng(3)
+    p = rng.standard_normal(5000).astype(np.float32)
+    g = np.zeros_like(p)
+    ours = toygan_engine.Adam(p, g, lr=1e-3, betas=(0.9, 0.999))
+    theirs = torch.nn.Parameter(torch.from_numpy(p.copy()))
+    opt = torch.optim.Adam([theirs], lr=1e-3, betas=(0.9, 0.999))
+    for _ in range(50):
+        g[:] = rng.standard_normal(5000).astype(np.float32) * 1e-2
+        ours.step()
+        theirs.grad = torch.from_numpy(g.copy())
+        opt.step()
+    state = opt.state[theirs]
+    np.testing.assert_allclose(ours.m, state["exp_avg"].numpy(), rtol=1e-6, atol=1e-8)  # gradients ~1e-2
+    np.testing.assert_allclose(ours.v, state["exp_avg_sq"].numpy(), rtol=1e-6, atol=0)
+    np.testing.assert_allclose(p, theirs.detach().numpy(), rtol=0, atol=2.5e-7)  # an ulp or two of weights ~1
