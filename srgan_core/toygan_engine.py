@@ -28,12 +28,14 @@ benchmarks/toygan.py times it.
 """
 from __future__ import annotations
 
+import functools
 import math
 from typing import TYPE_CHECKING
 
 import numpy as np
 from scipy import special
 from scipy.linalg import blas
+from threadpoolctl import ThreadpoolController
 
 if TYPE_CHECKING:
     from srgan_core.toygan import ToyGANConfig
@@ -175,6 +177,12 @@ class Adam:
         self.params += tmp
 
 
+@functools.cache
+def blas_threads() -> ThreadpoolController:
+    """The BLAS libraries' thread settings (finding them takes milliseconds: once)."""
+    return ThreadpoolController()
+
+
 def ema_decay(ema: float, t: int) -> float:
     """The average's decay after t updates: short memory at first, so it never drags the
     random initial weights along (the schedule of TensorFlow's ExponentialMovingAverage)."""
@@ -230,4 +238,8 @@ class FastGAN:
         return self.G.layers(self.g_avg if self.ema else None)
 
     def d_prob(self, x: np.ndarray) -> np.ndarray:
-        return special.expit(self.D.forward(x.astype(np.float32), for_backward=False))
+        """D(x), the probability D gives x of being real. On one BLAS thread, as every step runs:
+        OpenBLAS's AVX2 kernels round a matmul split over threads differently, and a run's curve and
+        the step-by-step page's must agree to the bit for the same weights."""
+        with blas_threads().limit(limits=1, user_api="blas"):
+            return special.expit(self.D.forward(x.astype(np.float32), for_backward=False))

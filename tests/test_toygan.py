@@ -415,3 +415,26 @@ def test_adam_keeps_torchs_moments():
     np.testing.assert_allclose(ours.m, state["exp_avg"].numpy(), rtol=1e-6, atol=1e-8)  # gradients ~1e-2
     np.testing.assert_allclose(ours.v, state["exp_avg_sq"].numpy(), rtol=1e-6, atol=0)
     np.testing.assert_allclose(p, theirs.detach().numpy(), rtol=0, atol=2.5e-7)  # an ulp or two of weights ~1
+
+
+def test_decision_curve_is_the_same_on_any_number_of_blas_threads():
+    """OpenBLAS's AVX2 kernels (Haswell, Zen) round a matmul split over two threads differently from
+    one; D's curve is drawn on one thread, as training runs, so a run and the step-by-step page give
+    the same bits for the same weights. A subprocess: the kernel is chosen when OpenBLAS loads."""
+    code = """if True:
+        import numpy as np
+        from threadpoolctl import threadpool_limits
+        from srgan_core import toygan
+        from srgan_core.toygan_engine import FastGAN
+        config = toygan.ToyGANConfig(seed=3)
+        _, g_layers, d_layers, _, _ = toygan._start(config)
+        gan, grid = FastGAN(config, g_layers, d_layers), toygan._grid(config)
+        with threadpool_limits(1):
+            one = gan.d_prob(grid)
+        with threadpool_limits(2):
+            two = gan.d_prob(grid)
+        print(np.array_equal(one, two))
+    """
+    env = dict(os.environ, PYTHONPATH=str(ROOT), OPENBLAS_CORETYPE="Haswell")
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
+    assert out.stdout.strip() == "True", out.stderr
