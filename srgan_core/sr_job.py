@@ -174,8 +174,8 @@ class Frame:
 def stream_upscale(up: Upscaler, image: Image.Image, base: Image.Image, every_s: float = 1.0,
                    meter: RateMeter | None = None) -> Iterator[Frame]:
     """Upscale `image`, yielding a partial Frame as soon as the first rows are done and then
-    every `every_s` seconds while new rows arrive (`base`, the same size as the output, fills
-    the rest), then the finished Frame.
+    every `every_s` seconds while new rows arrive and the end is more than `every_s` away
+    (`base`, the same size as the output, fills the rest), then the finished Frame.
 
     The model runs in a worker thread so this generator can hand out frames while it computes;
     an error in the model is raised here. `meter`, when given, learns from the finished run."""
@@ -204,12 +204,15 @@ def stream_upscale(up: Upscaler, image: Image.Image, base: Image.Image, every_s:
     wait = min(every_s, FIRST_ROWS_POLL_S)  # until the first rows: look often, they are the news
     while not finished.wait(wait):
         with lock:
-            if state["rows"] == state["shown"]:
+            rows, elapsed = state["rows"], time.perf_counter() - t0
+            # after the first rows, a frame the finished image would replace within the period
+            # is not worth its encoding and sending: on two cores it slows the job it shows
+            if rows == state["shown"] or (state["shown"] and elapsed * (canvas.height - rows) / rows < every_s):
                 continue
-            state["shown"] = state["rows"]
+            state["shown"] = rows
             frame = canvas.copy()
         wait = every_s
-        yield Frame(frame, state["shown"] / canvas.height, time.perf_counter() - t0, False)
+        yield Frame(frame, rows / canvas.height, elapsed, False)
     worker.join()
     if "error" in result:
         raise result["error"]

@@ -57,7 +57,8 @@ def test_sr_inference_benchmark_measures_every_case_and_the_app():
     assert app["request_256_ms"] > 0 and math.isfinite(app["request_256_ms"])
     # the model's share comes from the app's own table, and the rest is what the page costs
     assert 0 < app["model_in_request_256_ms"] < app["request_256_ms"]
-    assert app["beyond_model_256_ms"] > 0
+    assert app["beyond_model_256_ms"] > 0 and app["gradio_client_256_ms"] > 0
+    assert "beyond_upscaler_256_ms" not in app  # the Upscaler did not run at 256 here: nothing to subtract
 
 
 def test_sr_inference_refuses_nonsense_counts_at_once():

@@ -131,6 +131,23 @@ def test_the_first_rows_are_shown_without_waiting_for_the_period():
     assert [f.done for f in frames] == [False, True] and frames[0].fraction == 4 / 32
 
 
+def test_no_frame_when_the_end_is_nearer_than_the_period():
+    """A frame the finished image would replace within `every_s` costs an encode and a transfer
+    and shows nothing new for long: after the first rows, none is sent that close to the end."""
+    class NearlyDone:
+        name = "nearly-done"
+
+        def upscale(self, image, on_rows=None):
+            on_rows(0, 0, Image.new("RGB", (32, 8), "white"))  # the first quarter at once
+            time.sleep(0.6)
+            on_rows(8, 0, Image.new("RGB", (32, 20), "white"))  # most of the rest: the end is near
+            time.sleep(0.6)
+            return Image.new("RGB", (32, 32), "white")
+
+    frames = list(sr_job.stream_upscale(NearlyDone(), noise_image(8, 8), Image.new("RGB", (32, 32)), every_s=0.5))
+    assert [(f.fraction, f.done) for f in frames] == [(8 / 32, False), (1.0, True)]
+
+
 def test_stream_raises_the_models_error():
     class Broken:
         name = "broken"
