@@ -87,6 +87,7 @@ def run_case(case: str, size: int, repeats: int, budget_s: float, out_dir: Path,
 
     t0 = time.perf_counter()
     prepare = lambda t: t  # noqa: E731  (the case's input made from the LR tensor)
+    first_rows: list[float] = []
     if case == "naive":
         def fn(x):
             with torch.no_grad():
@@ -100,8 +101,11 @@ def run_case(case: str, size: int, repeats: int, budget_s: float, out_dir: Path,
         up = Upscaler(model)  # setup_ms: folding BatchNorm and laying out the weights
         prepare = as_image
 
-        def fn(image):
-            return up.upscale(image)
+        def fn(image):  # also notes when the first finished rows came out (what a page shows first)
+            t0, seen = time.perf_counter(), []
+            out = up.upscale(image, on_rows=lambda y, x, block: seen or seen.append(time.perf_counter() - t0))
+            first_rows.append(seen[0])
+            return out
     elif case in ABLATION:
         net = model
         if case != "naive_cl":
@@ -158,6 +162,7 @@ def run_case(case: str, size: int, repeats: int, budget_s: float, out_dir: Path,
         "case": case, "size": size, "times_ms": [t * 1e3 for t in times], "warmup_ms": warmup_s * 1e3,
         "setup_ms": setup_s * 1e3, "one_off_ms": max(0.0, setup_s + warmup_s - steady_s) * 1e3,
         "peak_rss_mb": rss, "import_rss_mb": rss_import, "threads": torch.get_num_threads(),
+        **({"first_rows_ms": statistics.median(first_rows[1:len(times) + 1]) * 1e3} if first_rows else {}),
     }
 
 
@@ -469,6 +474,7 @@ def main(argv: list[str] | None = None) -> int:
                     "one_off_ms": statistics.median(r["one_off_ms"] for r in ok),
                     "peak_rss_mb": max(r["peak_rss_mb"] for r in ok), "import_rss_mb": ok[0]["import_rss_mb"],
                     "threads": ok[0]["threads"],
+                    **({"first_rows_ms": statistics.median(r["first_rows_ms"] for r in ok)} if "first_rows_ms" in ok[0] else {}),
                 })
             ref = Path(tmp) / f"naive_{size}.npy"
             for case in args.cases:
@@ -533,6 +539,9 @@ def print_table(summary: dict, sizes: list[int], cases: list[str]) -> None:
             print(f"{size:>7}^2 {case:>10} {r['ms']:>11.1f} {r['min_ms']:>10.1f} {r['runs']:>4} {g:>7} {sp:>8} {spm:>6} "
                   f"{r['peak_rss_mb']:>6.0f} MB {r['us_per_lr_pixel']:>9.2f} {'-' if d is None else f'{d:.1e}':>10} "
                   f"{r['one_off_ms']:>10.0f}")
+    first = [(size, by[("upscaler", size)]["first_rows_ms"]) for size in sizes if "first_rows_ms" in by.get(("upscaler", size), {})]
+    if first:
+        print("Upscaler's first finished rows after: " + ", ".join(f"{ms:.0f} ms at {size}^2" for size, ms in first))
     print()
     cpu = summary["cpu"]
     if summary.get("gflops_256"):

@@ -37,6 +37,10 @@ def test_sr_inference_benchmark_measures_every_case_and_the_app():
         else:
             assert r["gflops"] > 0 and math.isfinite(r["gflops"])
         assert r["speedup"] == by[("naive", size)]["ms"] / r["ms"]
+        # the Upscaler notes when its first finished rows came out: before it was done
+        assert ("first_rows_ms" in r) == (case == "upscaler"), (case, size)
+        if case == "upscaler":
+            assert 0 < r["first_rows_ms"] <= r["ms"]  # each call's first rows come before its end
 
     # the Upscaler's float output was compared with the naive output at every size
     assert summary["match_ok"] is True
