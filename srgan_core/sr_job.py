@@ -67,13 +67,16 @@ def open_upload(payload: dict | str | Path | None) -> tuple[Image.Image, str]:
 
 def write_image(image: Image.Image, folder: str | Path, name: str) -> str:
     """Save `image` as folder/<unique>/<name> (PNG, or JPEG for a name ending in .jpg) and return
-    the path. JPEG drops alpha: it is for views, and the download keeps the PNG's.
+    the path. An image with transparency stays PNG whatever the name says (JPEG has no alpha:
+    a logo's transparent background would turn into whatever colour hides under it).
 
     Written under a temporary name in the same folder and renamed into place, so the file at
     the returned path is always complete. Old results are swept away on the way (`sweep`)."""
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     sweep(folder)
+    if name.endswith(".jpg") and (image.mode in ("RGBA", "LA", "PA") or "transparency" in image.info):
+        name = name[: -len(".jpg")] + ".png"
     target = folder / uuid.uuid4().hex / name
     target.parent.mkdir()
     partial = target.with_name(f".{target.name}.partial")

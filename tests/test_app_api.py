@@ -111,9 +111,10 @@ def test_upscale_returns_four_times_the_input(client, tmp_path):
 
 def test_upscale_keeps_alpha(client, tmp_path):
     src = save_png(noise_image(16, 12, mode="RGBA"), tmp_path / "rgba.png")
-    *_, download = client.predict(handle_file(src), "srresnet_x4", api_name="/upscale")
-    with Image.open(download) as im:
-        assert im.size == (64, 48) and im.mode == "RGBA"
+    _, (left, right), _, _, download = client.predict(handle_file(src), "srresnet_x4", api_name="/upscale")
+    for path in (download, left, right):  # the slider's views keep the transparency too
+        with Image.open(path) as im:
+            assert im.size == (64, 48) and im.mode == "RGBA" and im.format == "PNG"
 
 
 def test_large_job_says_how_long_then_streams_rows(client, tmp_path):

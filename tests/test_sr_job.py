@@ -60,11 +60,21 @@ def test_views_are_jpeg_close_to_the_pixels(tmp_path):
     """The slider's views are JPEG, cheap to make and send, and close to the pixels (the download
     and the crops, where fine detail is compared, stay PNG)."""
     image = Image.open(Path(__file__).resolve().parent.parent / "examples" / "chelsea.png").convert("RGB")
-    jpeg = sr_job.write_image(image.convert("RGBA"), tmp_path, "left.jpg")
+    jpeg = sr_job.write_image(image, tmp_path, "left.jpg")
     with Image.open(jpeg) as im:
         assert im.format == "JPEG" and im.size == image.size
         assert psnr_rgb(im, image) > 38  # visually lossless
     assert Path(jpeg).stat().st_size < Path(sr_job.write_image(image, tmp_path, "same.png")).stat().st_size / 2
+
+
+def test_a_view_with_transparency_stays_png(tmp_path):
+    """JPEG has no alpha: a transparent background would show whatever colour hides under it."""
+    image = noise_image(40, 30).convert("RGBA")
+    image.putalpha(Image.linear_gradient("L").resize((40, 30)))
+    path = sr_job.write_image(image, tmp_path, "right.jpg")
+    with Image.open(path) as im:
+        assert Path(path).name == "right.png" and im.format == "PNG" and im.mode == "RGBA"
+        assert np.array_equal(np.asarray(im), np.asarray(image))
 
 
 def psnr_rgb(a: Image.Image, b: Image.Image) -> float:
