@@ -214,12 +214,12 @@ def test_cli_perception_distortion_points_for_blends_go_into_the_gan_sidecar(dat
 
 def test_the_real_photo_model_restores_phone_jpegs_the_clean_models_only_sharpen(data_dir):
     """On Set5 shrunk with noise and JPEG 60, real_x4 beats bicubic and the clean-trained SRResNet
-    (27.57 against 26.89 and 26.96 dB), and still beats bicubic on clean input (29.13 against 28.43)."""
+    (27.71 against 26.89 and 26.96 dB), and still beats bicubic on clean input (29.44 against 28.43)."""
     from srgan_core.upscale import Upscaler
 
     set5 = data_dir / "Set5"
     real, srresnet = Upscaler(_bundled("real_x4")).upscale, Upscaler(_bundled("srresnet_x4")).upscale
     phone = {name: evaluate(set5, fn, 4, name, degradation="phone_jpeg").psnr
              for name, fn in (("bicubic", bicubic_upscale(4)), ("real", real), ("srresnet", srresnet))}
-    assert phone["real"] > phone["bicubic"] + 0.5 and phone["real"] > phone["srresnet"] + 0.4
+    assert phone["real"] > phone["bicubic"] + 0.7 and phone["real"] > phone["srresnet"] + 0.5
     assert evaluate(set5, real, 4, "real").psnr > evaluate(set5, bicubic_upscale(4), 4, "bicubic").psnr + 0.3
