@@ -149,9 +149,9 @@ def test_no_frame_when_the_end_is_nearer_than_the_period():
 
         def upscale(self, image, on_rows=None):
             on_rows(0, 0, Image.new("RGB", (32, 8), "white"))  # the first quarter at once
-            time.sleep(0.6)
+            time.sleep(1.0)
             on_rows(8, 0, Image.new("RGB", (32, 20), "white"))  # most of the rest: the end is near
-            time.sleep(0.6)
+            time.sleep(1.0)
             return Image.new("RGB", (32, 32), "white")
 
     frames = list(sr_job.stream_upscale(NearlyDone(), noise_image(8, 8), Image.new("RGB", (32, 32)), every_s=0.5))
