@@ -97,15 +97,17 @@ def test_rate_meter():
 def test_calibration_leaves_out_the_per_call_overhead():
     """An estimate from small runs must not grow with the overhead of each call: it is close to
     what a larger image really costs (generous margin: the machine may be busy)."""
-    up = tiny_upscaler()
-    meter = sr_job.RateMeter()
-    meter.calibrate(up)
-    image = noise_image(400, 300)
-    t0 = time.perf_counter()
-    up.upscale(image)
-    took = time.perf_counter() - t0
-    guess = meter.estimate(up.name, 400 * 300)
-    assert took / 5 < guess < took * 5, (guess, took)
+    up, image = tiny_upscaler(), noise_image(400, 300)
+    guesses, runs = [], []
+    for _ in range(3):  # a stall on a busy machine can hit any single timing: median and best of three
+        meter = sr_job.RateMeter()
+        meter.calibrate(up)
+        guesses.append(meter.estimate(up.name, 400 * 300))
+        t0 = time.perf_counter()
+        up.upscale(image)
+        runs.append(time.perf_counter() - t0)
+    guess, took = sorted(guesses)[1], min(runs)
+    assert took / 5 < guess < took * 5, (guesses, runs)
 
 
 def test_stream_shows_rows_before_the_end_and_ends_with_the_exact_output():
