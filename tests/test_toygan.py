@@ -57,18 +57,25 @@ def test_fast_trainer_matches_the_plain_pytorch_loop(config):
     assert np.abs(fast.generator.weights["0.weight"] - start).max() > 1e-3
 
 
-def test_adam_is_torch_adam():
-    rng = np.random.default_rng(0)
-    p = rng.standard_normal(1000).astype(np.float32)
+def adam_side_by_side(seed: int, n: int, lr: float, betas: tuple[float, float], steps: int, grad_scale):
+    """The engine's Adam and torch.optim.Adam from the same weights, fed the same random gradients
+    (each `grad_scale(rng)` times a standard normal); returns (weights, engine Adam, torch param, torch opt)."""
+    rng = np.random.default_rng(seed)
+    p = rng.standard_normal(n).astype(np.float32)
     g = np.zeros_like(p)
-    ours = toygan_engine.Adam(p, g, lr=1e-2, betas=(0.8, 0.99))
+    ours = toygan_engine.Adam(p, g, lr=lr, betas=betas)
     theirs = torch.nn.Parameter(torch.from_numpy(p.copy()))
-    opt = torch.optim.Adam([theirs], lr=1e-2, betas=(0.8, 0.99))
-    for _ in range(100):
-        g[:] = rng.standard_normal(1000).astype(np.float32) * rng.uniform(0.01, 10)
+    opt = torch.optim.Adam([theirs], lr=lr, betas=betas)
+    for _ in range(steps):
+        g[:] = rng.standard_normal(n).astype(np.float32) * grad_scale(rng)
         ours.step()
         theirs.grad = torch.from_numpy(g.copy())
         opt.step()
+    return p, ours, theirs, opt
+
+
+def test_adam_is_torch_adam():
+    p, _, theirs, _ = adam_side_by_side(0, 1000, 1e-2, (0.8, 0.99), 100, lambda rng: rng.uniform(0.01, 10))
     np.testing.assert_allclose(p, theirs.detach().numpy(), rtol=0, atol=1e-6)
 
 
@@ -400,17 +407,7 @@ def test_adam_keeps_torchs_moments():
     """Not only the weights: m and v are torch's exp_avg and exp_avg_sq, operation for operation
     but for the multiply-add torch fuses in both (an ulp apart now and then): the same state, not
     a rescaled one, so the engine's optimiser could be handed to torch."""
-    rng = np.random.default_rng(3)
-    p = rng.standard_normal(5000).astype(np.float32)
-    g = np.zeros_like(p)
-    ours = toygan_engine.Adam(p, g, lr=1e-3, betas=(0.9, 0.999))
-    theirs = torch.nn.Parameter(torch.from_numpy(p.copy()))
-    opt = torch.optim.Adam([theirs], lr=1e-3, betas=(0.9, 0.999))
-    for _ in range(50):
-        g[:] = rng.standard_normal(5000).astype(np.float32) * 1e-2
-        ours.step()
-        theirs.grad = torch.from_numpy(g.copy())
-        opt.step()
+    p, ours, theirs, opt = adam_side_by_side(3, 5000, 1e-3, (0.9, 0.999), 50, lambda rng: 1e-2)
     state = opt.state[theirs]
     np.testing.assert_allclose(ours.m, state["exp_avg"].numpy(), rtol=1e-6, atol=1e-8)  # gradients ~1e-2
     np.testing.assert_allclose(ours.v, state["exp_avg_sq"].numpy(), rtol=1e-6, atol=0)
