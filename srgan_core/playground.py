@@ -17,7 +17,7 @@ from typing import Iterator, Mapping
 
 import numpy as np
 
-from srgan_core import anomaly, checks, figures, toygan, toygan_steps
+from srgan_core import anomaly, checks, figures, toygan, toygan_engine, toygan_steps
 
 TOY_HELP = """A GAN is two small networks playing a game. The **generator** turns random noise into numbers; the
 **discriminator** sees the real data and the generated numbers and learns to tell them apart: its curve D(x) (green,
@@ -63,11 +63,14 @@ class StopSwitches:
 
 class ToyTrainings:
     """The Toy GAN tab's Train, Stop and plots for every visitor: a training streams into the
-    visitor's session ({token, toy}), and the token finds its Stop. Limits are the page's own."""
+    visitor's session ({token, toy}), and the token finds its Stop. Limits are the page's own.
+    Made with the page, it has the engine compiled in the background meanwhile (seconds on a fresh
+    install, then read from numba's cache), so the first Train does not wait for it."""
 
     def __init__(self, max_epochs: int, max_hidden: int, updates_per_s: float = 4.0) -> None:
         self.max_epochs, self.max_hidden, self.updates_per_s = max_epochs, max_hidden, updates_per_s
         self.stops = StopSwitches()
+        self.compiled = toygan_engine.warm_up_in_background()
 
     def train(self, target: str, epochs: object, lr: object, hidden: object, seed: object,
               session: dict | None = None) -> Iterator[tuple[dict, dict]]:

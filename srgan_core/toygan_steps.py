@@ -8,7 +8,7 @@ generated values, not on the noisy mini-batch), and `frame()` gives the snapshot
 
 It is the same GAN as `toygan.train`, not a copy of it: the same starting state (`toygan._start`),
 the same mini-batch stream, the engine's networks and Adam (toygan_engine.FastGAN). `step_d` and
-`step_g` are the two halves of `FastGAN.step`, written out so a visitor can stop between them;
+`step_g` call the two halves of `FastGAN.step`, so a visitor can stop between them;
 tests/test_toygan_steps.py checks that alternating them gives exactly what the engine gives.
 
 Presets are the starting points a page offers: the original experiment, a two-mode mixture (to
@@ -27,7 +27,7 @@ from threadpoolctl import ThreadpoolController
 
 from srgan_core import checks, toygan
 from srgan_core.toygan import ToyGANConfig, ToyGenerator
-from srgan_core.toygan_engine import FastGAN, ema_decay
+from srgan_core.toygan_engine import FastGAN
 
 MAX_RUN = 10_000  # epochs one `run` may play: a typo must not freeze a page
 SPEEDS = (1, 10, 100, 1000)  # epochs per frame a page may play
@@ -139,50 +139,45 @@ class Stepper:
         x, z_d, z_g = self._blocks[block]
         return x[row], z_d[row], z_g[row]
 
+    def _stretch(self, k: int, most: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Mini-batches k, k+1, ... up to `most` of them, as rows, within one block of the stream."""
+        self._batch(k)  # draws the block when needed
+        block, row = divmod(k, toygan._BLOCK)
+        rows = slice(row, min(row + most, toygan._BLOCK))
+        x, z_d, z_g = self._blocks[block]
+        return x[rows], z_d[rows], z_g[rows]
+
     # ------------------------------------------------------------ what the captions compare
 
     def _generated(self) -> np.ndarray:
         """G's output for the fixed evaluation noise: the current G, not the average a run keeps,
         so that one G update shows."""
-        return self.gan.G.forward(self.eval_noise).astype(np.float64)
+        return self.gan.g_values(self.eval_noise).astype(np.float64)
 
     def measure(self) -> Measure:
         fake = self._generated()
-        d_real = float(special.expit(self.gan.D.forward(self.real[: toygan._N_EVAL])).mean())  # bounded work
-        d_fake = float(special.expit(self.gan.D.forward(fake.astype(np.float32))).mean())
+        d_real = float(special.expit(self.gan.d_logits(self.real[: toygan._N_EVAL])).mean())  # bounded work
+        d_fake = float(special.expit(self.gan.d_logits(fake)).mean())
         return Measure(d_real, d_fake, toygan.ks_statistic(fake, self.cdf))
 
     # ------------------------------------------------------------ the two halves of an epoch
 
     def _d_update(self) -> None:
         """FastGAN.step's first half: D learns to tell real (label 1) from generated (label 0), G fixed."""
-        gan = self.gan
         x, z_d, _ = self._batch(self.d_steps)
         b = len(x)
-        gan.x[:b] = x
-        gan.x[b:] = gan.G.forward(z_d)
-        logits = gan.D.forward(gan.x)
-        self.d_loss = float(toygan._bce_with_logits(logits, gan.y))
-        np.subtract(special.expit(logits), gan.y, out=gan.dlogit_d)  # d mean BCE / d logit
-        gan.dlogit_d *= 1 / (2 * b)
-        gan.D.backward(gan.dlogit_d)
-        gan.opt_d.step()
+        logits = np.empty(2 * b, np.float32)
+        self.gan.step_d(x, z_d, logits)
+        self.d_loss = float(toygan._bce_with_logits(logits, np.r_[np.ones(b), np.zeros(b)]))
         self.d_steps += 1
 
     def _g_update(self) -> None:
-        """FastGAN.step's second half: G learns to make D call its values real, through the fixed D."""
-        gan = self.gan
+        """FastGAN.step's second half: G learns to make D call its values real, through the fixed D
+        (and the moving average of G's weights, the generator a run keeps, follows)."""
         _, _, z_g = self._batch(self.g_steps)
-        logits = gan.D.forward(gan.G.forward(z_g))
+        logits = np.empty(len(z_g), np.float32)
+        self.gan.step_g(z_g, logits)
         self.g_loss = float(toygan._bce_with_logits(logits, np.ones(len(z_g))))
-        np.subtract(special.expit(logits), gan.one, out=gan.dlogit_g)
-        gan.dlogit_g *= 1 / len(z_g)
-        gan.G.backward(gan.D.backward(gan.dlogit_g, param_grads=False, input_grad=True))
-        gan.opt_g.step()
-        if gan.ema:  # the generator a run keeps: the moving average of G's weights
-            np.subtract(gan.G.params, gan.g_avg, out=gan.g_diff)
-            gan.g_diff *= 1 - ema_decay(gan.ema, gan.opt_g.t)
-            gan.g_avg += gan.g_diff
         self.g_steps += 1
 
     def step_d(self) -> str:
@@ -229,13 +224,16 @@ class Stepper:
                     self._d_update()
                 while self.g_steps < self.d_steps:
                     self._g_update()
-                for i in range(epochs):
-                    x, z_d, z_g = self._batch(self.d_steps)
-                    self.gan.step(x, z_d, z_g, logits_d[i], logits_g[i])
-                    self.d_steps += 1
-                    self.g_steps += 1
+                done = 0
+                while done < epochs:  # a stretch of the mini-batch stream at a time, in one compiled call
+                    x, z_d, z_g = self._stretch(self.d_steps, epochs - done)
+                    n = len(x)
+                    self.gan.run(x, z_d, z_g, logits_d[done : done + n], logits_g[done : done + n])
+                    self.d_steps += n
+                    self.g_steps += n
+                    done += n
             # losses from the stored logits, all at once: cheaper than per step (as toygan.train does)
-            self.d_loss = float(toygan._bce_with_logits(logits_d, self.gan.y).mean())
+            self.d_loss = float(toygan._bce_with_logits(logits_d, np.r_[np.ones(b), np.zeros(b)]).mean())
             self.g_loss = float(toygan._bce_with_logits(logits_g, np.ones(b)).mean())
             after = self.measure()
             self.caption = (f"{epochs:,} epoch{'s' if epochs > 1 else ''} (steps 1–4, {epochs:,}×): "

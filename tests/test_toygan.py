@@ -36,13 +36,16 @@ def one_torch_thread():
 
 
 @pytest.mark.parametrize("config", [
-    ToyGANConfig(epochs=300, seed=3),
+    # 150 epochs: later, rounding alone makes the two part in a few seeds of twenty (this engine's and
+    # the numpy one's before it alike); within 150, none of 24 seeds did, on AVX-512 or AVX2 kernels
+    ToyGANConfig(epochs=150, seed=3),
+    ToyGANConfig(epochs=150, seed=11),
     # every knob moved: mixture target, normal noise, other widths, ReLU, no averaging, full batch
     ToyGANConfig(epochs=200, seed=5, target="mixture", noise="normal", hidden=7, d_hidden=16, negative_slope=0.0,
                  lr=3e-3, beta1=0.5, beta2=0.9, ema=0.0, n_real=40, batch_size=40),
-], ids=["defaults", "every-knob"])
+], ids=["defaults", "defaults-seed-11", "every-knob"])
 def test_fast_trainer_matches_the_plain_pytorch_loop(config):
-    """Same seed, same initial weights, same mini-batches: the hand-written numpy trainer and the
+    """Same seed, same initial weights, same mini-batches: the compiled engine and the
     nn.Sequential + torch.optim.Adam + BCE loop must agree step for step."""
     ref = reference_train(config)
     fast = last(config)
@@ -358,49 +361,90 @@ def torch_net(widths: tuple[int, ...], slope: float, layers) -> torch.nn.Sequent
     return torch.nn.Sequential(*mods[:-1])
 
 
-@pytest.mark.parametrize("widths, slope", [((1, 50, 1), 0.2), ((1, 16, 16, 1), 0.0), ((1, 1, 3, 1), 0.3)])
-def test_engine_network_is_torch_autograd(widths, slope):
-    """One engine network against nn.Sequential + autograd on the same weights: outputs, every
-    weight and bias gradient, the gradient at the input; the forward without slopes (which nothing
-    may backpropagate through) gives the very same outputs."""
-    rng = np.random.default_rng(1)
-    layers = toygan._init_layers(widths, rng)
-    net = toygan_engine.MLP(widths, slope, layers)
-    x = rng.standard_normal(37).astype(np.float32) * 2
-    dout = rng.standard_normal(37).astype(np.float32)
+def torch_gradients(widths, slope, layers, x, dout):
+    """nn.Sequential + autograd on the same weights: output, nn.Linear (weight, bias) gradients, d out / d x."""
     seq = torch_net(widths, slope, layers)
     xt = torch.from_numpy(x[:, None].copy()).requires_grad_()
     out = seq(xt)
     out.backward(torch.from_numpy(dout[:, None].copy()))
+    grads = [(m.weight.grad.numpy(), m.bias.grad.numpy()) for m in seq if isinstance(m, torch.nn.Linear)]
+    return out.detach().numpy()[:, 0], grads, xt.grad.numpy()[:, 0]
 
-    y = net.forward(x).copy()
-    np.testing.assert_allclose(y, out.detach().numpy()[:, 0], rtol=1e-5, atol=1e-6)
-    dx = net.backward(dout, input_grad=True)
-    np.testing.assert_allclose(dx, xt.grad.numpy()[:, 0], rtol=1e-5, atol=1e-6)
-    linears = [m for m in seq if isinstance(m, torch.nn.Linear)]
-    for (dw, db), lin in zip(net.layers(net.grads), linears, strict=True):
-        np.testing.assert_allclose(dw, lin.weight.grad.numpy(), rtol=1e-5, atol=1e-5)
-        np.testing.assert_allclose(db, lin.bias.grad.numpy(), rtol=1e-5, atol=1e-5)
+
+def assert_layers_close(ours, theirs):
+    for (dw, db), (tw, tb) in zip(ours, theirs, strict=True):
+        np.testing.assert_allclose(dw, tw, rtol=1e-5, atol=1e-5)
+        np.testing.assert_allclose(db, tb, rtol=1e-5, atol=1e-5)
         assert np.abs(db).max() > 1e-3  # a real gradient, not two zeros agreeing
-    np.testing.assert_array_equal(net.forward(x, for_backward=False), y)
-    assert net.backward(dout, param_grads=False) is None  # nothing asked: nothing computed
 
 
-def test_a_forward_of_another_batch_size_leaves_a_pending_backward_alone():
-    """Each batch size has its own buffers: D's decision curve (201 values) or the step-by-step
-    page's measurements may run between a step's forward and its backward."""
-    rng = np.random.default_rng(2)
-    widths = (1, 32, 32, 1)
+@pytest.mark.parametrize("hidden, slope", [(50, 0.2), (1, 0.3), (7, 0.0)])
+def test_engine_generator_is_torch_autograd(hidden, slope):
+    """G (1 -> hidden -> 1) against nn.Sequential + autograd on the same weights: outputs and every
+    weight and bias gradient."""
+    rng = np.random.default_rng(1)
+    widths = (1, hidden, 1)
     layers = toygan._init_layers(widths, rng)
-    x, dout = rng.standard_normal((2, 64)).astype(np.float32)
-    plain, interrupted = (toygan_engine.MLP(widths, 0.2, layers) for _ in range(2))
-    plain.forward(x)
-    plain.backward(dout)
-    interrupted.forward(x)
-    interrupted.forward(rng.standard_normal(201).astype(np.float32))
-    interrupted.backward(dout)
-    np.testing.assert_array_equal(interrupted.grads, plain.grads)
-    assert np.abs(plain.grads).max() > 0
+    z, dy = rng.standard_normal((2, 37)).astype(np.float32) * 2
+    out, grads, _ = torch_gradients(widths, slope, layers, z, dy)
+    p, grad = toygan_engine.flatten(layers), np.full(3 * hidden + 1, np.nan, np.float32)
+    y, a, s, _ = toygan_engine._g_work(hidden, len(z))
+    toygan_engine._g_forward(p, z, np.float32(slope), a, s, y)
+    np.testing.assert_allclose(y, out, rtol=1e-5, atol=1e-6)
+    toygan_engine._g_backward(p, z, a, s, dy, grad)
+    assert_layers_close(toygan_engine.unflatten(grad, widths), grads)
+
+
+@pytest.mark.parametrize("width, slope", [(16, 0.0), (3, 0.3), (128, 0.2)])
+def test_engine_discriminator_is_torch_autograd(width, slope):
+    """D (1 -> width -> width -> 1) against nn.Sequential + autograd on the same weights: logits,
+    every weight and bias gradient, the gradient at the input (what G's update goes through);
+    asking for only one of the two gradients gives the same numbers."""
+    rng = np.random.default_rng(2)
+    widths = (1, width, width, 1)
+    layers = toygan._init_layers(widths, rng)
+    x, dout = rng.standard_normal((2, 37)).astype(np.float32) * 2
+    out, grads, dx_torch = torch_gradients(widths, slope, layers, x, dout)
+    p = toygan_engine.flatten(layers)
+    _, a1, s1, u2, a2, s2, logits, du2, da1 = toygan_engine._d_work(width, len(x))
+    toygan_engine._d_forward(p, x, np.float32(slope), a1, s1, u2, a2, s2, logits)
+    np.testing.assert_allclose(logits, out, rtol=1e-5, atol=1e-6)
+    grad, dx = np.full_like(p, np.nan), np.full_like(x, np.nan)
+    toygan_engine._d_backward(p, x, a1, s1, a2, s2, dout, du2, da1, grad, dx)
+    assert_layers_close(toygan_engine.unflatten(grad, widths), grads)
+    np.testing.assert_allclose(dx, dx_torch, rtol=1e-5, atol=1e-6)
+    only_grad, only_dx = np.full_like(p, np.nan), np.full_like(x, np.nan)
+    toygan_engine._d_backward(p, x, a1, s1, a2, s2, dout, du2, da1, only_grad, x[:0])
+    toygan_engine._d_backward(p, x, a1, s1, a2, s2, dout, du2, da1, p[:0], only_dx)
+    np.testing.assert_array_equal(only_grad, grad)
+    np.testing.assert_array_equal(only_dx, dx)
+
+
+def test_a_stretch_in_one_call_is_the_epochs_one_by_one():
+    """run() (many epochs in one compiled call, what training uses) and step() (one epoch, what the
+    step-by-step page uses) give the same bits: weights, Adam's state, the kept average, the logits."""
+    config = ToyGANConfig(seed=4)
+    real, g_layers, d_layers, _, rng = toygan._start(config)
+    x, z_d, z_g = next(toygan._batches(replace(config, epochs=120), real, rng))
+    one, many = (toygan_engine.FastGAN(config, g_layers, d_layers) for _ in range(2))
+    b = config.batch_size
+    logits = [(np.empty((120, 2 * b), np.float32), np.empty((120, b), np.float32)) for _ in range(2)]
+    for i in range(120):
+        one.step(x[i], z_d[i], z_g[i], logits[0][0][i], logits[0][1][i])
+    many.run(x[:50], z_d[:50], z_g[:50], logits[1][0][:50], logits[1][1][:50])
+    many.run(x[50:], z_d[50:], z_g[50:], logits[1][0][50:], logits[1][1][50:])
+    for name in ("g_params", "d_params", "g_avg"):
+        np.testing.assert_array_equal(getattr(one, name), getattr(many, name), err_msg=name)
+    for opt in ("opt_g", "opt_d"):
+        a, b_ = getattr(one, opt), getattr(many, opt)
+        assert a.t == b_.t == 120
+        np.testing.assert_array_equal(np.r_[a.m, a.v], np.r_[b_.m, b_.v])
+    np.testing.assert_array_equal(logits[0][0], logits[1][0])
+    np.testing.assert_array_equal(logits[0][1], logits[1][1])
+    assert not np.array_equal(one.g_avg, toygan_engine.flatten(g_layers))  # it trained
+    one.step_d(x[0], z_d[0], logits[0][0][0])
+    with pytest.raises(RuntimeError, match="same epoch"):  # a half-done epoch is finished first
+        one.run(x[:1], z_d[:1], z_g[:1], logits[0][0][:1], logits[0][1][:1])
 
 
 def test_adam_keeps_torchs_moments():

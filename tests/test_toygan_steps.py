@@ -19,7 +19,7 @@ NUMBER = r"(-?[\d.]+)"
 def state(s: Stepper) -> dict[str, np.ndarray]:
     """Everything an update may change: both networks, both Adam states, the kept average of G."""
     gan = s.gan
-    return {"G": gan.G.params.copy(), "D": gan.D.params.copy(), "g_avg": gan.g_avg.copy(),
+    return {"G": gan.g_params.copy(), "D": gan.d_params.copy(), "g_avg": gan.g_avg.copy(),
             "adam_g": np.r_[gan.opt_g.m, gan.opt_g.v, gan.opt_g.t], "adam_d": np.r_[gan.opt_d.m, gan.opt_d.v, gan.opt_d.t]}
 
 
