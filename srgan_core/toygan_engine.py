@@ -188,6 +188,20 @@ def _expit(x):
 
 
 @_jit
+def ema_decay(ema: float, t: int) -> float:
+    """The average's decay after t updates: short memory at first, so it never drags the
+    random initial weights along (the schedule of TensorFlow's ExponentialMovingAverage)."""
+    return min(ema, (1 + t) / (10 + t))
+
+
+@_jit
+def _avg_weight(ema, t):
+    """How far the moving average of G moves towards G after update t (0: no average kept). Called
+    from Python it comes back as a Python float: make it float32 again before passing it on."""
+    return F32(1 - ema_decay(ema, t)) if ema else F32(0)
+
+
+@_jit
 def _d_step(gp, dp, dgrad, dm, dv, t, real, z_d, logits, slope, lr, beta1, beta2, eps, gw, dw):
     """The first half of an epoch: D learns to tell real (label 1) from generated (label 0), G fixed.
     gw = G's buffers for b values, dw = D's for 2b; writes D's 2b logits."""
@@ -231,8 +245,8 @@ def _epochs(gp, ggrad, gm, gv, dp, dgrad, dm, dv, t, g_avg, ema, real, z_d, z_g,
     for i in range(real.shape[0]):
         t += 1
         _d_step(gp, dp, dgrad, dm, dv, t, real[i], z_d[i], logits_d[i], slope, lr, beta1, beta2, eps, gw, dw2)
-        avg = F32(1 - min(ema, (1 + t) / (10 + t))) if ema else F32(0)
-        _g_step(gp, ggrad, gm, gv, t, dp, z_g[i], logits_g[i], slope, lr, beta1, beta2, eps, g_avg, avg, gw, dw)
+        _g_step(gp, ggrad, gm, gv, t, dp, z_g[i], logits_g[i], slope, lr, beta1, beta2, eps, g_avg,
+                _avg_weight(ema, t), gw, dw)
 
 
 # ---------------------------------------------------------------- the Python side
@@ -292,12 +306,6 @@ def blas_threads() -> ThreadpoolController:
     return ThreadpoolController()
 
 
-def ema_decay(ema: float, t: int) -> float:
-    """The average's decay after t updates: short memory at first, so it never drags the
-    random initial weights along (the schedule of TensorFlow's ExponentialMovingAverage)."""
-    return min(ema, (1 + t) / (10 + t))
-
-
 class FastGAN:
     """G, D and their optimisers, and the GAN step: one epoch (`step`), its two halves (`step_d`,
     `step_g`, for the step-by-step page) or a stretch of epochs in one compiled call (`run`). All
@@ -332,9 +340,8 @@ class FastGAN:
     def step_g(self, z_g: np.ndarray, logits: np.ndarray) -> None:
         """G's update through the fixed D on G(z_g), then the moving average; writes D's b logits."""
         self.opt_g.t += 1
-        avg = F32(1 - ema_decay(self.ema, self.opt_g.t)) if self.ema else F32(0)
         _g_step(self.g_params, self.g_grads, self.opt_g.m, self.opt_g.v, self.opt_g.t, self.d_params, _values(z_g), logits,
-                self.slope, *self._optim(), self.g_avg, avg, self._gw, self._dw)
+                self.slope, *self._optim(), self.g_avg, F32(_avg_weight(float(self.ema), self.opt_g.t)), self._gw, self._dw)
 
     def step(self, real: np.ndarray, z_d: np.ndarray, z_g: np.ndarray, logits_d: np.ndarray, logits_g: np.ndarray):
         """One epoch. Writes D's logits of both halves into logits_d / logits_g, for the loss history."""
