@@ -447,6 +447,16 @@ def test_a_stretch_in_one_call_is_the_epochs_one_by_one():
         one.run(x[:1], z_d[:1], z_g[:1], logits[0][0][:1], logits[0][1][:1])
 
 
+def test_warm_up_compiles_what_runs_and_pages_call():
+    """The app compiles the engine in the background at start: afterwards a run, a step and the
+    page's curves find their compiled versions (float32 arrays, as FastGAN passes them)."""
+    toygan_engine.warm_up_in_background().join(timeout=300)
+    e = toygan_engine
+    for fn in (e._epochs, e._d_step, e._g_step, e._g_forward, e._d_forward, e._avg_weight):
+        assert fn.signatures, fn
+    assert all("float32" in str(sig[1]) for sig in e._g_forward.signatures)  # the noise: never float64
+
+
 def test_adam_keeps_torchs_moments():
     """Not only the weights: m and v are torch's exp_avg and exp_avg_sq, operation for operation
     but for the multiply-add torch fuses in both (an ulp apart now and then): the same state, not
