@@ -61,12 +61,27 @@ def _d_views(p, d):
     return p[:d], p[d : 2 * d], p[2 * d : o].reshape((d, d)), p[o : o + d], p[o + d : o + 2 * d], p[o + 2 * d :]
 
 
-@_jit
+# Sums in double of float32 values and products (each product exact in double): their order only
+# moves the result by ~1e-16 before it is rounded to float32, so the compiler may reorder them
+# ("reassoc") and add up several lanes at once instead of one long chain of dependent additions.
+_sums = functools.partial(njit, cache=True, nogil=True, error_model="numpy", fastmath={"reassoc"})
+
+
+@_sums
 def _sum64(v):
-    """The sum of a float32 vector, added up in double and rounded once."""
+    """The sum of a float32 vector, added up in double."""
     total = 0.0
     for x in v:
         total += x
+    return total
+
+
+@_sums
+def _dot64(u, v):
+    """The dot product of two float32 vectors, added up in double."""
+    total = 0.0
+    for i in range(u.size):
+        total += np.float64(u[i]) * v[i]
     return total
 
 
@@ -93,14 +108,11 @@ def _g_backward(p, z, a, s, dy, grad):
     """G's weight and bias gradients for d loss / d y = dy, after _g_forward(p, z, ...)."""
     h, n = a.shape
     w2 = p[2 * h : 3 * h]
+    du = np.empty(n, F32)  # d loss / d hidden pre-activation, one unit at a time
     for k in range(h):
-        dw1 = db1 = dw2 = 0.0
         for j in range(n):
-            dw2 += np.float64(dy[j]) * a[k, j]
-            du = (w2[k] * dy[j]) * s[k, j]
-            dw1 += np.float64(du) * z[j]
-            db1 += du
-        grad[k], grad[h + k], grad[2 * h + k] = dw1, db1, dw2
+            du[j] = (w2[k] * dy[j]) * s[k, j]
+        grad[k], grad[h + k], grad[2 * h + k] = _dot64(du, z), _sum64(du), _dot64(dy, a[k])
     grad[3 * h] = _sum64(dy)
 
 
@@ -139,30 +151,26 @@ def _d_backward(p, x, a1, s1, a2, s2, dlogits, du2, da1, grad, dx):
     w1, _, W2, _, w3, _ = _d_views(p, d)
     params = grad.size == p.size
     for k in range(d):
-        dw3 = 0.0
         for j in range(n):
             du2[k, j] = (w3[k] * dlogits[j]) * s2[k, j]
-            dw3 += np.float64(dlogits[j]) * a2[k, j]
         if params:
-            grad[-1 - d + k] = dw3
+            grad[-1 - d + k] = _dot64(dlogits, a2[k])
     np.dot(W2.T, du2, da1)
+    for k in range(d):  # da1 becomes du1, d loss / d layer-1 pre-activation
+        for j in range(n):
+            da1[k, j] *= s1[k, j]
     if params:
         gw1, gb1, gW2, gb2, _, gb3 = _d_views(grad, d)
         gb3[0] = _sum64(dlogits)
         np.dot(du2, a1.T, gW2)
         for k in range(d):
             gb2[k] = _sum64(du2[k])
-            dw1 = db1 = 0.0
-            for j in range(n):
-                du1 = da1[k, j] * s1[k, j]
-                dw1 += np.float64(du1) * x[j]
-                db1 += du1
-            gw1[k], gb1[k] = dw1, db1
+            gw1[k], gb1[k] = _dot64(da1[k], x), _sum64(da1[k])
     if dx.size == n:
         acc = np.zeros(n)
         for k in range(d):
             for j in range(n):
-                acc[j] += np.float64(w1[k]) * (da1[k, j] * s1[k, j])
+                acc[j] += np.float64(w1[k]) * da1[k, j]
         for j in range(n):
             dx[j] = acc[j]
 
