@@ -86,6 +86,12 @@ def _dot64(u, v):
 
 
 @_jit
+def _leaky(u, slope):
+    """The leaky ReLU of u, and its slope there (1 or `slope`), which backward multiplies by."""
+    return (u, F32(1)) if u > 0 else (u * slope, slope)
+
+
+@_jit
 def _g_forward(p, z, slope, a, s, y):
     """y = G(z); keeps the hidden activations a and the leaky-ReLU slopes s (1 or `slope`) for backward."""
     h, n = a.shape
@@ -93,11 +99,7 @@ def _g_forward(p, z, slope, a, s, y):
     acc = np.zeros(n)
     for k in range(h):
         for j in range(n):
-            u = w1[k] * z[j] + b1[k]
-            if u > 0:
-                a[k, j], s[k, j] = u, 1
-            else:
-                a[k, j], s[k, j] = u * slope, slope
+            a[k, j], s[k, j] = _leaky(w1[k] * z[j] + b1[k], slope)
             acc[j] += np.float64(w2[k]) * a[k, j]
     for j in range(n):
         y[j] = F32(acc[j]) + b2
@@ -123,20 +125,12 @@ def _d_forward(p, x, slope, a1, s1, u2, a2, s2, logits):
     w1, b1, W2, b2, w3, b3 = _d_views(p, d)
     for k in range(d):
         for j in range(n):
-            u = w1[k] * x[j] + b1[k]
-            if u > 0:
-                a1[k, j], s1[k, j] = u, 1
-            else:
-                a1[k, j], s1[k, j] = u * slope, slope
+            a1[k, j], s1[k, j] = _leaky(w1[k] * x[j] + b1[k], slope)
     np.dot(W2, a1, u2)
     acc = np.zeros(n)
     for k in range(d):
         for j in range(n):
-            u = u2[k, j] + b2[k]
-            if u > 0:
-                a2[k, j], s2[k, j] = u, 1
-            else:
-                a2[k, j], s2[k, j] = u * slope, slope
+            a2[k, j], s2[k, j] = _leaky(u2[k, j] + b2[k], slope)
             acc[j] += np.float64(w3[k]) * a2[k, j]
     for j in range(n):
         logits[j] = F32(acc[j]) + b3[0]
