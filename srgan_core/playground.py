@@ -70,7 +70,7 @@ class ToyTrainings:
     def __init__(self, max_epochs: int, max_hidden: int, updates_per_s: float = 4.0) -> None:
         self.max_epochs, self.max_hidden, self.updates_per_s = max_epochs, max_hidden, updates_per_s
         self.stops = StopSwitches()
-        self.compiled = toygan_engine.warm_up_in_background()
+        toygan_engine.warm_up_in_background()
 
     def train(self, target: str, epochs: object, lr: object, hidden: object, seed: object,
               session: dict | None = None) -> Iterator[tuple[dict, dict]]:

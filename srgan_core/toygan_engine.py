@@ -361,11 +361,11 @@ class FastGAN:
         self.opt_d.t += len(real)
         self.opt_g.t += len(real)
 
-    def g_values(self, z: np.ndarray, params: np.ndarray | None = None) -> np.ndarray:
-        """G(z) (of `params`, a vector laid out like g_params, when given), float32."""
+    def g_values(self, z: np.ndarray) -> np.ndarray:
+        """G(z), the current G (not the average a run keeps), float32."""
         z = _values(z)
         y, a, s, _ = _g_work(self.config.hidden, len(z))
-        _g_forward(self.g_params if params is None else params, z, self.slope, a, s, y)
+        _g_forward(self.g_params, z, self.slope, a, s, y)
         return y
 
     def d_logits(self, x: np.ndarray) -> np.ndarray:
