@@ -80,6 +80,9 @@ class TrainConfig:
                             "grid's period (the PixelShuffle checkerboard); 0 = off")
     d_shift: bool = _f(False, "show D real and generated patches cropped at one random offset within the output "
                        "grid per iteration, so the checkerboard of D's strided gradients does not lock onto G's grid")
+    freeze_upsampler: bool = _f(False, "train the residual trunk only: the sub-pixel upsampling stages and the "
+                                "last conv keep the --init weights (in SRGAN they paint the grid; the trunk "
+                                "can still add texture through them)")
     ema: float = _f(0.0, "keep an exponential moving average of the generator's weights with this decay "
                     "(e.g. 0.999) and validate/ship it; 0 = off")
     degradation: str = _f("bicubic", "how LR patches are made: bicubic (clean, the papers') or realistic "
@@ -119,6 +122,8 @@ class TrainConfig:
                 raise ValueError(f"{name} must be finite and >= 0, got {getattr(self, name)}")
         if not 0.0 <= self.ema < 1.0:
             raise ValueError(f"ema must be in [0, 1), got {self.ema}")
+        if self.freeze_upsampler and not self.init:
+            raise ValueError("freeze_upsampler keeps the upsampling stages of the --init weights; give --init")
         if self.patch % self.scale:
             raise ValueError(f"patch {self.patch} must be a multiple of the scale {self.scale}")
         self.degradation_config  # noqa: B018 - checks the realistic knobs now, not mid-run
@@ -258,7 +263,11 @@ def build_models(cfg: TrainConfig, env: Dist, resume: bool) -> Models:
     # channels_last is faster for these convs on both CPU (oneDNN) and GPU (tensor cores)
     g = g.to(env.device, memory_format=torch.channels_last)
     d = Discriminator(cfg.discriminator_config).to(env.device, memory_format=torch.channels_last) if cfg.stage == "srgan" else None
-    opts = {"g": torch.optim.Adam(g.parameters(), lr=cfg.lr, betas=(cfg.beta1, 0.999))}
+    if cfg.freeze_upsampler:
+        g.upsample.requires_grad_(False)
+        g.tail.requires_grad_(False)
+    trainable = [p for p in g.parameters() if p.requires_grad]
+    opts = {"g": torch.optim.Adam(trainable, lr=cfg.lr, betas=(cfg.beta1, 0.999))}
     if d is not None:
         opts["d"] = torch.optim.Adam(d.parameters(), lr=cfg.lr, betas=(cfg.beta1, 0.999))
     ema = copy.deepcopy(g).requires_grad_(False) if cfg.ema else None

@@ -376,3 +376,22 @@ def test_ema_moves_towards_the_generator_by_one_minus_decay():
         assert torch.allclose(e, 0.9 * b + 0.1 * p, atol=1e-6)
     for e, b in zip(ema.buffers(), g.buffers()):
         assert torch.equal(e, b)  # BatchNorm statistics are copied, not averaged
+
+
+@pytest.mark.filterwarnings("ignore::UserWarning")
+def test_freeze_upsampler_trains_the_trunk_and_keeps_the_init_upsampler(images, tmp_path):
+    train(tiny(images, tmp_path / "base", iterations=2))
+    init = load_file(str(tmp_path / "base" / "generator.safetensors"))
+    train(tiny(images, tmp_path / "gan", stage="srgan", init=str(tmp_path / "base" / "generator"),
+               freeze_upsampler=True, ema=0.9))
+    tuned = load_file(str(tmp_path / "gan" / "generator.safetensors"))
+    frozen = [k for k in init if k.startswith(("upsample.", "tail."))]
+    assert frozen and all(torch_equal(tuned[k], init[k]) for k in frozen)
+    trunk = [k for k in init if k.startswith(("head.", "body.")) and "running" not in k and "num_batches" not in k]
+    assert sum(not torch_equal(tuned[k], init[k]) for k in trunk) == len(trunk)  # every trunk weight moved
+    with pytest.raises(ValueError, match="give --init"):
+        tiny(images, tmp_path / "none", stage="srgan", freeze_upsampler=True)
+
+
+def torch_equal(a, b) -> bool:
+    return bool((a == b).all())
