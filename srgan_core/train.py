@@ -83,6 +83,8 @@ class TrainConfig:
     freeze_upsampler: bool = _f(False, "train the residual trunk only: the sub-pixel upsampling stages and the "
                                 "last conv keep the --init weights (in SRGAN they paint the grid; the trunk "
                                 "can still add texture through them)")
+    d_shift_each: bool = _f(False, "with --d-shift: a fresh offset for every patch instead of one per step, so "
+                            "each step's push through D's strided convs lands on all sub-pixel phases at once")
     ema: float = _f(0.0, "keep an exponential moving average of the generator's weights with this decay "
                     "(e.g. 0.999) and validate/ship it; 0 = off")
     degradation: str = _f("bicubic", "how LR patches are made: bicubic (clean, the papers') or realistic "
@@ -122,6 +124,8 @@ class TrainConfig:
                 raise ValueError(f"{name} must be finite and >= 0, got {getattr(self, name)}")
         if not 0.0 <= self.ema < 1.0:
             raise ValueError(f"ema must be in [0, 1), got {self.ema}")
+        if self.d_shift_each and not self.d_shift:
+            raise ValueError("d_shift_each draws the offsets of --d-shift per patch; give --d-shift with it")
         if self.freeze_upsampler and not self.init:
             raise ValueError("freeze_upsampler keeps the upsampling stages of the --init weights; give --init")
         if self.patch % self.scale:
@@ -183,7 +187,7 @@ def train_step(m: Models, lr: torch.Tensor, hr: torch.Tensor, cfg: TrainConfig, 
     with amp:
         sr = m.g_step(lr)
     log = {}
-    judged = grid_shift(cfg.scale) if cfg.d_shift else (lambda x: x)  # what D sees of each patch
+    judged = grid_shift(cfg.scale, cfg.d_shift_each) if cfg.d_shift else (lambda x: x)  # what D sees of each patch
 
     # (1) Update D: real HR patches vs G(LR), with G fixed (its output detached). Real and fake
     #     go through D as one batch: one forward per backward, as DDP requires.
@@ -224,13 +228,22 @@ def train_step(m: Models, lr: torch.Tensor, hr: torch.Tensor, cfg: TrainConfig, 
     return log
 
 
-def grid_shift(scale: int):
-    """A crop at a random offset (0..scale-1 px in y and x), the same for every patch of a step.
+def grid_shift(scale: int, each: bool = False):
+    """A crop at a random offset (0..scale-1 px in y and x): the same for every patch of a step, or
+    (`each`) drawn afresh for every patch at every call.
 
     D's stride-2 convolutions send back gradients with a checkerboard of their own; at a fixed
     alignment it adds up, step after step, on the same sub-pixel phases of G's output and becomes
-    the grid pattern of many SRGANs. A fresh offset each step spreads it over all phases.
+    the grid pattern of many SRGANs. A fresh offset each step spreads it over all phases, across
+    steps; a fresh offset for each patch spreads it within every step as well.
     """
+    if each:
+        def crop(x: torch.Tensor) -> torch.Tensor:
+            h, w = x.shape[-2] - scale, x.shape[-1] - scale
+            offsets = torch.randint(0, scale, (x.shape[0], 2)).tolist()
+            return torch.stack([p[:, dy : dy + h, dx : dx + w] for p, (dy, dx) in zip(x, offsets)]).contiguous(
+                memory_format=torch.channels_last)
+        return crop
     dy, dx = (int(v) for v in torch.randint(0, scale, (2,)))
     return lambda x: x[..., dy : x.shape[-2] - scale + dy, dx : x.shape[-1] - scale + dx]
 

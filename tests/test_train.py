@@ -395,3 +395,21 @@ def test_freeze_upsampler_trains_the_trunk_and_keeps_the_init_upsampler(images, 
 
 def torch_equal(a, b) -> bool:
     return bool((a == b).all())
+
+
+def test_d_shift_each_crops_every_patch_at_its_own_offset():
+    import torch
+
+    from srgan_core.train import grid_shift
+
+    torch.manual_seed(0)
+    x = torch.arange(32 * 32, dtype=torch.float32).view(1, 1, 32, 32).repeat(64, 1, 1, 1)
+    crop = grid_shift(4, each=True)(x)
+    assert crop.shape == (64, 1, 28, 28)
+    offsets = {divmod(int(c[0, 0, 0]), 32) for c in crop}
+    assert offsets == {(dy, dx) for dy in range(4) for dx in range(4)}  # all 16 phases within one call
+    for c in crop:  # each is a plain crop of its patch
+        dy, dx = divmod(int(c[0, 0, 0]), 32)
+        assert torch.equal(c[0], x[0, 0, dy : dy + 28, dx : dx + 28])
+    with pytest.raises(ValueError, match="give --d-shift"):
+        TrainConfig(d_shift_each=True)
