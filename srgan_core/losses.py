@@ -98,6 +98,17 @@ def grid_loss(sr: torch.Tensor, hr: torch.Tensor, scale: int, cell: int = 6) -> 
     return F.avg_pool2d(phases.flatten(1, 2), cell).pow(2).mean()
 
 
+def feature_matching_loss(fake_feats: list[torch.Tensor], real_feats: list[torch.Tensor]) -> torch.Tensor:
+    """Mean L1 between D's activations on each generated patch and on its own HR patch, over D's layers.
+
+    pix2pixHD's feature matching, used here as a perceptual loss learnt on the spot: with no
+    ImageNet VGG19 to hand, D's features are the only ones that know what texture looks like. It
+    asks for the HR's texture where the HR has it (paired, unlike the adversarial term, which is
+    content with any texture), so detail comes at less cost in PSNR.
+    """
+    return sum(F.l1_loss(f, r.detach()) for f, r in zip(fake_feats, real_feats)) / len(fake_feats)
+
+
 def _bce(logits: torch.Tensor, target: float) -> torch.Tensor:
     return F.binary_cross_entropy_with_logits(logits, torch.full_like(logits, target))
 

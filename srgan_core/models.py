@@ -145,9 +145,18 @@ class Discriminator(nn.Module):
         )
 
     def forward(self, hr: torch.Tensor) -> torch.Tensor:
+        return self.forward_with_features(hr)[0]
+
+    def forward_with_features(self, hr: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        """The logits and the activation after each of the 8 convs (for feature matching)."""
         if min(hr.shape[-2:]) < self.min_size:
             raise ValueError(f"discriminator needs inputs of at least {self.min_size} px, got {tuple(hr.shape[-2:])}")
-        return self.classifier(self.pool(self.features(hr))).squeeze(1)
+        x, feats = hr, []
+        for layer in self.features:
+            x = layer(x)
+            if isinstance(layer, nn.LeakyReLU):
+                feats.append(x)
+        return self.classifier(self.pool(x)).squeeze(1), feats
 
 
 def icnr_(conv: nn.Conv2d, upscale: int = 2) -> None:

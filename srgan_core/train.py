@@ -83,6 +83,8 @@ class TrainConfig:
     freeze_upsampler: bool = _f(False, "train the residual trunk only: the sub-pixel upsampling stages and the "
                                 "last conv keep the --init weights (in SRGAN they paint the grid; the trunk "
                                 "can still add texture through them)")
+    fm_weight: float = _f(0.0, "weight of D feature matching: L1 between D's activations on G(LR) and on its HR, "
+                          "a perceptual loss without VGG19; 0 = off")
     d_shift_each: bool = _f(False, "with --d-shift: a fresh offset for every patch instead of one per step, so "
                             "each step's push through D's strided convs lands on all sub-pixel phases at once")
     ema: float = _f(0.0, "keep an exponential moving average of the generator's weights with this decay "
@@ -119,13 +121,17 @@ class TrainConfig:
                 raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
         if not (self.lr > 0 and self.lr_min > 0 and math.isfinite(self.lr) and math.isfinite(self.lr_min)):
             raise ValueError(f"learning rates must be positive and finite, got lr={self.lr}, lr_min={self.lr_min}")
-        for name in ("adv_weight", "grid_weight"):
+        for name in ("adv_weight", "grid_weight", "fm_weight"):
             if not (math.isfinite(getattr(self, name)) and getattr(self, name) >= 0):
                 raise ValueError(f"{name} must be finite and >= 0, got {getattr(self, name)}")
         if not 0.0 <= self.ema < 1.0:
             raise ValueError(f"ema must be in [0, 1), got {self.ema}")
         if self.d_shift_each and not self.d_shift:
             raise ValueError("d_shift_each draws the offsets of --d-shift per patch; give --d-shift with it")
+        if self.fm_weight and self.d_shift_each:
+            raise ValueError("fm_weight compares each patch with its HR at the same offset; it cannot go with d_shift_each")
+        if self.fm_weight and self.stage != "srgan":
+            raise ValueError("fm_weight needs the SRGAN stage's discriminator (--stage srgan)")
         if self.freeze_upsampler and not self.init:
             raise ValueError("freeze_upsampler keeps the upsampling stages of the --init weights; give --init")
         if self.patch % self.scale:
@@ -202,7 +208,7 @@ def train_step(m: Models, lr: torch.Tensor, hr: torch.Tensor, cfg: TrainConfig, 
         log["d_loss"] = d_loss.item()
 
     # (2) Update G: content loss + adv_weight (1e-3) x adversarial loss through the frozen D
-    #     (+ grid_weight x the grid loss, when enabled).
+    #     (+ grid_weight x the grid loss and fm_weight x D feature matching, when enabled).
     with amp:
         content = losses.content_loss(sr.float(), hr, cfg.content_loss, m.vgg)
         g_loss = content
@@ -212,13 +218,20 @@ def train_step(m: Models, lr: torch.Tensor, hr: torch.Tensor, cfg: TrainConfig, 
             log["grid_loss"] = grid.item()
         if m.d is not None:
             m.d.requires_grad_(False)
-            if cfg.gan_loss == "relativistic":
-                real, fake = m.d(judged(torch.cat([hr, sr]))).float().chunk(2)
+            if cfg.gan_loss == "relativistic" or cfg.fm_weight:
+                logits, feats = m.d.forward_with_features(judged(torch.cat([hr, sr])))
+                real, fake = logits.float().chunk(2)
+                real = real if cfg.gan_loss == "relativistic" else None
             else:
                 real, fake = None, m.d(judged(sr)).float()
             adversarial = losses.adversarial_loss(fake, real, cfg.gan_loss)
             g_loss = g_loss + cfg.adv_weight * adversarial
             log["adv_loss"] = adversarial.item()
+            if cfg.fm_weight:
+                pairs = [f.float().chunk(2) for f in feats]
+                fm = losses.feature_matching_loss([f for _, f in pairs], [r for r, _ in pairs])
+                g_loss = g_loss + cfg.fm_weight * fm
+                log["fm_loss"] = fm.item()
     m.opts["g"].zero_grad(set_to_none=True)
     g_loss.backward()
     m.opts["g"].step()

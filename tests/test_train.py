@@ -413,3 +413,30 @@ def test_d_shift_each_crops_every_patch_at_its_own_offset():
         assert torch.equal(c[0], x[0, 0, dy : dy + 28, dx : dx + 28])
     with pytest.raises(ValueError, match="give --d-shift"):
         TrainConfig(d_shift_each=True)
+
+
+@pytest.mark.filterwarnings("ignore::UserWarning")
+def test_feature_matching_is_logged_and_pulls_g_towards_the_hr_in_ds_features(images, tmp_path):
+    import torch
+
+    from srgan_core import losses
+    from srgan_core.models import Discriminator, DiscriminatorConfig
+
+    torch.manual_seed(0)
+    d = Discriminator(DiscriminatorConfig(base_channels=4, spectral_norm=True)).eval()  # no power iteration per call
+    hr = torch.rand(2, 3, 32, 32)
+    logits, feats = d.forward_with_features(hr)
+    assert torch.equal(logits, d(hr)) and len(feats) == 8
+    assert losses.feature_matching_loss(feats, feats).item() == 0.0
+    sr = hr.clone().requires_grad_(True)
+    noisy = sr + 0.1 * torch.randn_like(sr)
+    fm = losses.feature_matching_loss(d.forward_with_features(noisy)[1], feats)
+    assert fm.item() > 0
+    fm.backward()
+    assert sr.grad.abs().sum() > 0
+
+    train(tiny(images, tmp_path / "fm", stage="srgan", fm_weight=1.0))
+    lines = [json.loads(line) for line in (tmp_path / "fm" / "metrics.jsonl").read_text().splitlines()]
+    assert all(line["fm_loss"] > 0 for line in lines if "g_loss" in line)
+    with pytest.raises(ValueError, match="d_shift_each"):
+        tiny(images, tmp_path / "x", stage="srgan", fm_weight=1.0, d_shift=True, d_shift_each=True)
