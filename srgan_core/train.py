@@ -78,6 +78,9 @@ class TrainConfig:
     adv_weight: float = _f(losses.ADVERSARIAL_WEIGHT, "weight of the adversarial term (paper: 1e-3)")
     grid_weight: float = _f(0.0, "weight of the grid loss, which penalises error that repeats with the output "
                             "grid's period (the PixelShuffle checkerboard); 0 = off")
+    grid_kind: str = _f("cells", "cells: the grid loss on the error, averaged over cells of 6x6 LR pixels; peaks: "
+                        "G's excess power over the HR's at the grid's frequencies (what the grid measure sees)",
+                        choices=("cells", "peaks"))
     d_shift: bool = _f(False, "show D real and generated patches cropped at one random offset within the output "
                        "grid per iteration, so the checkerboard of D's strided gradients does not lock onto G's grid")
     freeze_upsampler: bool = _f(False, "train the residual trunk only: the sub-pixel upsampling stages and the "
@@ -112,7 +115,7 @@ class TrainConfig:
     device: str = _f("auto", "auto, cpu or cuda", choices=("auto", "cpu", "cuda"))
 
     def __post_init__(self) -> None:
-        for name in ("stage", "content_loss", "gan_loss", "degradation", "val_degradation", "device"):
+        for name in ("stage", "content_loss", "gan_loss", "grid_kind", "degradation", "val_degradation", "device"):
             choices = TrainConfig.__dataclass_fields__[name].metadata["choices"]
             if getattr(self, name) not in choices:
                 raise ValueError(f"{name.replace('_', ' ')} must be one of {', '.join(choices)}, got {getattr(self, name)!r}")
@@ -213,7 +216,8 @@ def train_step(m: Models, lr: torch.Tensor, hr: torch.Tensor, cfg: TrainConfig, 
         content = losses.content_loss(sr.float(), hr, cfg.content_loss, m.vgg)
         g_loss = content
         if cfg.grid_weight:
-            grid = losses.grid_loss(sr.float(), hr, cfg.scale)
+            grid_fn = losses.grid_loss if cfg.grid_kind == "cells" else losses.grid_peak_loss
+            grid = grid_fn(sr.float(), hr, cfg.scale)
             g_loss = g_loss + cfg.grid_weight * grid
             log["grid_loss"] = grid.item()
         if m.d is not None:

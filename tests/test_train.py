@@ -440,3 +440,22 @@ def test_feature_matching_is_logged_and_pulls_g_towards_the_hr_in_ds_features(im
     assert all(line["fm_loss"] > 0 for line in lines if "g_loss" in line)
     with pytest.raises(ValueError, match="d_shift_each"):
         tiny(images, tmp_path / "x", stage="srgan", fm_weight=1.0, d_shift=True, d_shift_each=True)
+
+
+def test_grid_peak_loss_sees_a_grid_and_not_noise_or_content():
+    import torch
+
+    from srgan_core import losses
+
+    torch.manual_seed(0)
+    yy, xx = torch.meshgrid(torch.arange(96.0), torch.arange(96.0), indexing="ij")
+    hr = (0.5 + 0.2 * torch.sin(xx / 7) * torch.cos(yy / 5) + 0.05 * torch.rand(2, 3, 96, 96)).clamp(0, 1)
+    grid = 0.02 * ((yy % 4 == 0) & (xx % 4 == 0)).float()
+    assert losses.grid_peak_loss(hr, hr, 4).item() == 0.0
+    noisy = losses.grid_peak_loss(hr + 0.02 * torch.randn_like(hr), hr, 4).item()
+    blurred = losses.grid_peak_loss(torch.nn.functional.avg_pool2d(hr, 3, 1, 1, count_include_pad=False), hr, 4).item()
+    gridded = losses.grid_peak_loss(hr + grid, hr, 4).item()
+    assert gridded > 20 * max(noisy, blurred, 1e-3)  # the grid costs, noise and blur (content errors) hardly
+    sr = (hr + grid).requires_grad_(True)
+    losses.grid_peak_loss(sr, hr, 4).backward()
+    assert sr.grad.abs().sum() > 0
