@@ -81,8 +81,9 @@ def _restore_optimizer(opt: torch.optim.Optimizer, prefix: str, tensors: dict[st
 
 
 def save_checkpoint(run: str | Path, iteration: int, g: nn.Module, d: nn.Module | None, ema: nn.Module | None,
-                    opts: dict[str, torch.optim.Optimizer]) -> Path:
-    """Write a complete new checkpoint folder, then point `RUN/checkpoint` at it atomically."""
+                    opts: dict[str, torch.optim.Optimizer], average: dict[str, torch.Tensor] | None = None) -> Path:
+    """Write a complete new checkpoint folder, then point `RUN/checkpoint` at it atomically.
+    `average`: the running sums of a weight average (train.WeightAverage), saved as they are."""
     run = Path(run)
     folder = run / f"{PREFIX}{iteration:07d}"
     if folder.exists():  # a leftover of a crash at this very iteration: rewrite it from scratch
@@ -92,6 +93,8 @@ def save_checkpoint(run: str | Path, iteration: int, g: nn.Module, d: nn.Module 
     for name, module in files.items():
         if module is not None:
             save_file(_state_dict(module), str(folder / f"{name}.safetensors"))
+    if average:
+        save_file({k: v.contiguous() for k, v in average.items()}, str(folder / "average.safetensors"))
     tensors, meta = {"rng.torch": torch.get_rng_state()}, {"iteration": iteration, "optimizers": {}}
     for name, opt in opts.items():
         t, m = _optimizer_tensors(opt, name)
@@ -116,6 +119,12 @@ def save_checkpoint(run: str | Path, iteration: int, g: nn.Module, d: nn.Module 
         if other != folder:
             shutil.rmtree(other, ignore_errors=True)
     return folder
+
+
+def load_average(ckpt: Checkpoint) -> dict[str, torch.Tensor]:
+    """The weight average's running sums saved with `ckpt` ({} when it had none)."""
+    path = ckpt.path / "average.safetensors"
+    return load_file(str(path)) if path.exists() else {}
 
 
 def load_checkpoint(ckpt: Checkpoint, g: nn.Module, d: nn.Module | None, ema: nn.Module | None,

@@ -35,7 +35,7 @@ from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
 from srgan_core import losses
-from srgan_core.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
+from srgan_core.checkpoint import latest_checkpoint, load_average, load_checkpoint, save_checkpoint
 from srgan_core.data import PatchDataset, load_validation, to_image, to_tensor
 from srgan_core.degrade import PRESETS, DegradationConfig
 from srgan_core.distributed import Dist, StopRequest, setup_distributed, should_stop
@@ -92,6 +92,9 @@ class TrainConfig:
                             "each step's push through D's strided convs lands on all sub-pixel phases at once")
     ema: float = _f(0.0, "keep an exponential moving average of the generator's weights with this decay "
                     "(e.g. 0.999) and validate/ship it; 0 = off")
+    average_from: int = _f(0, "from this iteration on, also average the shipped weights (the EMA, else G) every "
+                           "--average-every iterations, and ship that mean (stochastic weight averaging); 0 = off")
+    average_every: int = _f(50, "iterations between the snapshots of --average-from")
     degradation: str = _f("bicubic", "how LR patches are made: bicubic (clean, the papers') or realistic "
                           "(blur, random downscale, noise, JPEG)", choices=("bicubic", "realistic"))
     blur_prob: float = _f(0.8, "realistic: chance of a Gaussian blur (isotropic or anisotropic)")
@@ -119,7 +122,7 @@ class TrainConfig:
             choices = TrainConfig.__dataclass_fields__[name].metadata["choices"]
             if getattr(self, name) not in choices:
                 raise ValueError(f"{name.replace('_', ' ')} must be one of {', '.join(choices)}, got {getattr(self, name)!r}")
-        for name in ("iterations", "batch_size", "patch", "log_every", "val_every", "ckpt_every"):
+        for name in ("iterations", "batch_size", "patch", "log_every", "val_every", "ckpt_every", "average_every"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
         if not (self.lr > 0 and self.lr_min > 0 and math.isfinite(self.lr) and math.isfinite(self.lr_min)):
@@ -129,6 +132,8 @@ class TrainConfig:
                 raise ValueError(f"{name} must be finite and >= 0, got {getattr(self, name)}")
         if not 0.0 <= self.ema < 1.0:
             raise ValueError(f"ema must be in [0, 1), got {self.ema}")
+        if self.average_from < 0:
+            raise ValueError(f"average_from must be >= 0, got {self.average_from}")
         if self.d_shift_each and not self.d_shift:
             raise ValueError("d_shift_each draws the offsets of --d-shift per patch; give --d-shift with it")
         if self.fm_weight and self.d_shift_each:
@@ -265,6 +270,38 @@ def grid_shift(scale: int, each: bool = False):
     return lambda x: x[..., dy : x.shape[-2] - scale + dy, dx : x.shape[-1] - scale + dx]
 
 
+class WeightAverage:
+    """An equal-weight mean of snapshots of a model's state (SWA, Izmailov et al. 2018).
+
+    A GAN's generator never settles: from one checkpoint to the next its texture, and the faint
+    grid that comes with it, wander. The mean of snapshots over the last part of a run keeps what
+    they share and cancels what wanders. Sums are kept in float64 in snapshot order, so a resumed
+    run, or the same snapshots averaged by hand, give the same bits.
+    """
+
+    def __init__(self, sums: dict[str, torch.Tensor] | None = None) -> None:
+        self.sums = dict(sums or {})
+
+    @property
+    def count(self) -> int:
+        return int(self.sums.get("_count", torch.tensor(0)))
+
+    @torch.no_grad()
+    def add(self, model: nn.Module) -> None:
+        for k, v in model.state_dict().items():
+            v = v.detach().cpu()
+            if v.is_floating_point():
+                self.sums[k] = self.sums[k] + v.double() if k in self.sums else v.double().clone()
+            else:
+                self.sums[k] = v.clone()  # e.g. BatchNorm's batch counter: the last one
+        self.sums["_count"] = torch.tensor(self.count + 1)
+
+    def mean_state(self, like: nn.Module) -> dict[str, torch.Tensor]:
+        n, ref = self.count, like.state_dict()
+        return {k: (self.sums[k] / n).to(ref[k].dtype) if ref[k].is_floating_point() else self.sums[k].to(ref[k].dtype)
+                for k in ref}
+
+
 @torch.no_grad()
 def update_ema(ema: nn.Module, g: nn.Module, decay: float) -> None:
     """ema <- decay * ema + (1 - decay) * g for weights; BatchNorm statistics are copied."""
@@ -391,6 +428,7 @@ def train(cfg: TrainConfig, resume: bool = False) -> dict:
 
     m = build_models(cfg, env, resume)
     start = load_checkpoint(ckpt, m.g, m.d, m.ema, m.opts) if ckpt is not None else 0
+    average = WeightAverage(load_average(ckpt) if ckpt is not None else None) if cfg.average_from else None
     data = PatchDataset(cfg.train_data, cfg.scale, cfg.patch, cfg.seed, degradation=cfg.degradation_config)
     if cfg.batch_size % env.world:
         raise ValueError(f"batch size {cfg.batch_size} must divide evenly over {env.world} processes")
@@ -412,6 +450,8 @@ def train(cfg: TrainConfig, resume: bool = False) -> dict:
             log = {"iteration": it + 1, "lr": learning_rate(cfg, it), **train_step(m, lr, hr, cfg, amp)}
             done = it + 1
             bar.update(1)
+            if average is not None and done >= cfg.average_from and done % cfg.average_every == 0:
+                average.add(shipped)
             if env.main and (done % cfg.log_every == 0 or done == cfg.iterations):
                 log["elapsed_s"] = round(time.time() - t0, 2)
                 metrics_file.write(json.dumps(log) + "\n")
@@ -425,7 +465,7 @@ def train(cfg: TrainConfig, resume: bool = False) -> dict:
             out_of_time = bool(cfg.max_minutes) and time.time() - t0 > cfg.max_minutes * 60
             halt = done < cfg.iterations and should_stop(out_of_time or stop.signal is not None, env)
             if env.main and (halt or done % cfg.ckpt_every == 0 or done == cfg.iterations):
-                save_checkpoint(run, done, m.g, m.d, m.ema, m.opts)
+                save_checkpoint(run, done, m.g, m.d, m.ema, m.opts, average.sums if average is not None else None)
             if halt:
                 why = "time limit reached" if out_of_time else "stopped by a signal" if stop.signal else "another process stopped"
                 print(f"{why} at iteration {done} (rank {env.rank}); continue with --resume {run}", file=sys.stderr)
@@ -434,6 +474,12 @@ def train(cfg: TrainConfig, resume: bool = False) -> dict:
     if metrics_file:
         metrics_file.close()
     if env.main and done == cfg.iterations:
+        if average is not None and average.count:
+            shipped = copy.deepcopy(shipped)
+            shipped.load_state_dict(average.mean_state(shipped))
+            if val_sets:
+                last_val = validate(shipped, val_sets, cfg.scale, env.device, run / "samples", f"{done:07d}_average")
+                print("weight average: " + "  ".join(f"{k}: {v['psnr']:.2f} dB" for k, v in last_val.items()), file=sys.stderr)
         save_final(cfg, run, shipped, env, last_val)
     if env.world > 1:
         dist.destroy_process_group()

@@ -459,3 +459,32 @@ def test_grid_peak_loss_sees_a_grid_and_not_noise_or_content():
     sr = (hr + grid).requires_grad_(True)
     losses.grid_peak_loss(sr, hr, 4).backward()
     assert sr.grad.abs().sum() > 0
+
+
+@pytest.mark.filterwarnings("ignore::UserWarning")
+def test_weight_average_ships_the_mean_of_the_snapshots_and_resumes_exactly(images, tmp_path):
+    import torch
+
+    flat = dict(lr=1e-3, lr_min=1e-3)  # a constant schedule: a run of 2 iterations is the first 2 of a run of 4
+    snapshots = []
+    for n in (2, 3, 4):
+        train(tiny(images, tmp_path / f"plain{n}", iterations=n, **flat))
+        snapshots.append(load_file(str(tmp_path / f"plain{n}" / "generator.safetensors")))
+    train(tiny(images, tmp_path / "avg", iterations=4, average_from=2, average_every=1, **flat))
+    averaged = load_file(str(tmp_path / "avg" / "generator.safetensors"))
+    for k, v in averaged.items():
+        if v.is_floating_point():
+            want = (sum(s[k].double() for s in snapshots) / 3).float()
+            assert torch.equal(v, want), k
+    assert not torch.equal(averaged["tail.weight"], snapshots[-1]["tail.weight"])
+
+    first = tiny(images, tmp_path / "resumed", iterations=4, average_from=2, average_every=1, ckpt_every=1,
+                 max_minutes=1e-9, **flat)
+    train(first)  # stops after iteration 1 ...
+    train(first, resume=True)  # ... after 2 (one snapshot in the checkpoint) ...
+    state = json.loads((tmp_path / "resumed" / "checkpoint" / "state.json").read_text())
+    assert state["iteration"] == 2 and (tmp_path / "resumed" / "checkpoint" / "average.safetensors").exists()
+    first.max_minutes = 0.0
+    train(first, resume=True)  # ... and to the end
+    resumed = load_file(str(tmp_path / "resumed" / "generator.safetensors"))
+    assert all(torch.equal(resumed[k], averaged[k]) for k in averaged)
