@@ -151,19 +151,33 @@ def test_stopping_early_leaves_a_usable_generator_that_later_training_does_not_t
     assert out.shape == (500,) and np.all(np.isfinite(out)) and out.std() > 0.3
 
 
-def test_snapshots_every_500_epochs_cost_at_most_10_percent():
+def test_snapshots_every_500_epochs_cost_at_most_10_percent(monkeypatch):
+    """The time inside the intermediate snapshots, over the whole streamed run's, both read in the
+    same run: a busy machine slows both alike. (Two whole runs timed one after the other swung by
+    25 % against each other on shared cores, more than the cost being measured.)"""
     config = ToyGANConfig(epochs=2000, seed=6)
     last(replace(config, epochs=10))  # warm-up
-    plain, streamed = [], []
+    inside = []
+    snapshot = toygan._snapshot
+
+    def timed(*args, **kw):
+        t = time.process_time()
+        s = snapshot(*args, **kw)
+        inside.append(time.process_time() - t)
+        return s
+
+    monkeypatch.setattr(toygan, "_snapshot", timed)
+    shares = []
     for _ in range(3):  # best of three: the cores are shared
+        inside.clear()
         t = time.process_time()
-        last(config)
-        plain.append(time.process_time() - t)
-        t = time.process_time()
-        n = len(list(train(config, snapshot_every=500)))
-        streamed.append(time.process_time() - t)
-    assert n == 4
-    assert min(streamed) <= 1.10 * min(plain), (plain, streamed)
+        streamed = list(train(config, snapshot_every=500))
+        whole = time.process_time() - t
+        assert len(streamed) == len(inside) == 4
+        shares.append(sum(inside[:-1]) / whole)  # the last snapshot is taken by a plain run too
+    assert min(shares) <= 0.10, shares
+    plain = last(config)
+    assert np.array_equal(plain.samples, streamed[-1].samples)  # and they change nothing
 
 
 def test_mixture_target_and_normal_noise_train():
