@@ -131,6 +131,27 @@ def grid_peak_loss(sr: torch.Tensor, hr: torch.Tensor, scale: int, sigma: float 
     return (F.relu(phase_power(t_sr) - phase_power(t_hr).detach()) / energy).mean()
 
 
+def gradient_loss(sr: torch.Tensor, hr: torch.Tensor, pool: int = 8) -> torch.Tensor:
+    """L1 between the local edge strength of G's output and of its HR patch: the Sobel gradient
+    magnitude of the luma, averaged over `pool` x `pool` px cells.
+
+    A gradient-space loss after SPSR (Ma et al., 2020), made blind to where exactly the edges of
+    a texture lie. A pixel loss punishes texture drawn a pixel off as hard as no texture at all,
+    so where the LR leaves a texture's phase open its optimum is the blurred mean: SRResNet's
+    look. The mean magnitude over a cell is about the same wherever the texture's edges fall, so
+    this term asks for as much texture as the photo has, where the photo has it, and a grid or
+    noise in a flat cell still costs. pool=1 is SPSR's per-pixel form.
+    """
+    def strength(x: torch.Tensor) -> torch.Tensor:
+        y = (0.257 * x[:, 0] + 0.504 * x[:, 1] + 0.098 * x[:, 2]).unsqueeze(1)  # BT.601 luma, as the metrics
+        k = torch.tensor([[1.0, 0.0, -1.0], [2.0, 0.0, -2.0], [1.0, 0.0, -1.0]], dtype=x.dtype, device=x.device)
+        g = F.conv2d(y, torch.stack([k, k.t()]).unsqueeze(1))
+        magnitude = (g.pow(2).sum(dim=1, keepdim=True) + 1e-6).sqrt()  # eps: finite gradients where flat
+        return F.avg_pool2d(magnitude, pool) if pool > 1 else magnitude
+
+    return F.l1_loss(strength(sr), strength(hr).detach())
+
+
 def feature_matching_loss(fake_feats: list[torch.Tensor], real_feats: list[torch.Tensor]) -> torch.Tensor:
     """Mean L1 between D's activations on each generated patch and on its own HR patch, over D's layers.
 

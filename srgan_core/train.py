@@ -88,6 +88,9 @@ class TrainConfig:
                                 "can still add texture through them)")
     fm_weight: float = _f(0.0, "weight of D feature matching: L1 between D's activations on G(LR) and on its HR, "
                           "a perceptual loss without VGG19; 0 = off")
+    gradient_weight: float = _f(0.0, "weight of the gradient loss: L1 between the Sobel magnitudes of G(LR) and "
+                                "its HR on the luma (SPSR), which asks for the photo's edge strength whatever the "
+                                "texture's phase; 0 = off")
     d_shift_each: bool = _f(False, "with --d-shift: a fresh offset for every patch instead of one per step, so "
                             "each step's push through D's strided convs lands on all sub-pixel phases at once")
     ema: float = _f(0.0, "keep an exponential moving average of the generator's weights with this decay "
@@ -127,7 +130,7 @@ class TrainConfig:
                 raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
         if not (self.lr > 0 and self.lr_min > 0 and math.isfinite(self.lr) and math.isfinite(self.lr_min)):
             raise ValueError(f"learning rates must be positive and finite, got lr={self.lr}, lr_min={self.lr_min}")
-        for name in ("adv_weight", "grid_weight", "fm_weight"):
+        for name in ("adv_weight", "grid_weight", "fm_weight", "gradient_weight"):
             if not (math.isfinite(getattr(self, name)) and getattr(self, name) >= 0):
                 raise ValueError(f"{name} must be finite and >= 0, got {getattr(self, name)}")
         if not 0.0 <= self.ema < 1.0:
@@ -216,7 +219,8 @@ def train_step(m: Models, lr: torch.Tensor, hr: torch.Tensor, cfg: TrainConfig, 
         log["d_loss"] = d_loss.item()
 
     # (2) Update G: content loss + adv_weight (1e-3) x adversarial loss through the frozen D
-    #     (+ grid_weight x the grid loss and fm_weight x D feature matching, when enabled).
+    #     (+ grid_weight x the grid loss, gradient_weight x the gradient loss and fm_weight x D feature
+    #     matching, when enabled).
     with amp:
         content = losses.content_loss(sr.float(), hr, cfg.content_loss, m.vgg)
         g_loss = content
@@ -225,6 +229,10 @@ def train_step(m: Models, lr: torch.Tensor, hr: torch.Tensor, cfg: TrainConfig, 
             grid = grid_fn(sr.float(), hr, cfg.scale)
             g_loss = g_loss + cfg.grid_weight * grid
             log["grid_loss"] = grid.item()
+        if cfg.gradient_weight:
+            gradient = losses.gradient_loss(sr.float(), hr)
+            g_loss = g_loss + cfg.gradient_weight * gradient
+            log["gradient_loss"] = gradient.item()
         if m.d is not None:
             m.d.requires_grad_(False)
             if cfg.gan_loss == "relativistic" or cfg.fm_weight:

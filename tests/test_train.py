@@ -462,6 +462,36 @@ def test_grid_peak_loss_sees_a_grid_and_not_noise_or_content():
 
 
 @pytest.mark.filterwarnings("ignore::UserWarning")
+def test_gradient_loss_asks_for_the_photos_edge_strength_wherever_its_edges_fall(images, tmp_path):
+    import torch
+
+    from srgan_core import losses
+
+    torch.manual_seed(0)
+    hr = torch.rand(2, 3, 64, 64)  # texture everywhere
+    shifted = torch.roll(hr, shifts=(1, 2), dims=(2, 3))  # the same texture, a pixel or two off
+    blurred = torch.nn.functional.avg_pool2d(hr, 5, 1, 2, count_include_pad=False)
+    assert losses.gradient_loss(hr, hr).item() == 0.0
+    # pooled, the wrongly placed texture is nearly free and the blur costs; a pixel loss says the opposite
+    assert losses.gradient_loss(shifted, hr).item() < 0.1 * losses.gradient_loss(blurred, hr).item()
+    assert torch.nn.functional.l1_loss(shifted, hr) > torch.nn.functional.l1_loss(blurred, hr)
+    # per pixel (pool=1, SPSR's form) the same shift is no longer free
+    assert losses.gradient_loss(shifted, hr, pool=1).item() > 0.5 * losses.gradient_loss(blurred, hr, pool=1).item()
+    flat = torch.full_like(hr, 0.5)
+    assert losses.gradient_loss(flat + 0.02 * torch.randn_like(flat), flat).item() > 0  # noise on flat costs
+    sr = flat.clone().requires_grad_(True)
+    losses.gradient_loss(sr, hr).backward()
+    assert torch.isfinite(sr.grad).all() and sr.grad.abs().sum() > 0  # finite where the input is flat
+
+    train(tiny(images, tmp_path / "grad", gradient_weight=0.5))
+    lines = [json.loads(line) for line in (tmp_path / "grad" / "metrics.jsonl").read_text().splitlines()]
+    assert all(line["gradient_loss"] > 0 for line in lines if "g_loss" in line)
+    assert json.loads((tmp_path / "grad" / "config.json").read_text())["gradient_weight"] == 0.5
+    with pytest.raises(ValueError, match="gradient_weight"):
+        tiny(images, tmp_path / "x", gradient_weight=float("nan"))
+
+
+@pytest.mark.filterwarnings("ignore::UserWarning")
 def test_weight_average_ships_the_mean_of_the_snapshots_and_resumes_exactly(images, tmp_path):
     import torch
 
