@@ -98,20 +98,6 @@ def grid_loss(sr: torch.Tensor, hr: torch.Tensor, scale: int, cell: int = 6) -> 
     return F.avg_pool2d(phases.flatten(1, 2), cell).pow(2).mean()
 
 
-def _windowed_texture(x: torch.Tensor, h: int, w: int, sigma: float = 2.0) -> torch.Tensor:
-    """The luma's fine texture (minus a Gaussian blur of `sigma` px), cropped to h x w and
-    Hann-windowed: what the grid measure (`metrics.periodicity`) takes the spectrum of."""
-    y = (0.257 * x[:, 0] + 0.504 * x[:, 1] + 0.098 * x[:, 2]).unsqueeze(1)  # BT.601 luma, as the metrics
-    r = int(3 * sigma + 0.5)
-    k = torch.exp(-torch.arange(-r, r + 1, dtype=x.dtype, device=x.device) ** 2 / (2 * sigma**2))
-    k = k / k.sum()
-    blur = F.conv2d(F.pad(y, (r, r, 0, 0), mode="reflect"), k.view(1, 1, 1, -1))
-    blur = F.conv2d(F.pad(blur, (0, 0, r, r), mode="reflect"), k.view(1, 1, -1, 1))
-    window = torch.outer(torch.hann_window(h, periodic=False, dtype=x.dtype, device=x.device),
-                         torch.hann_window(w, periodic=False, dtype=x.dtype, device=x.device))
-    return (y - blur)[..., :h, :w] * window
-
-
 def grid_peak_loss(sr: torch.Tensor, hr: torch.Tensor, scale: int, sigma: float = 2.0) -> torch.Tensor:
     """How much more power G's output has at the output grid's frequencies than its HR patch has.
 
@@ -124,9 +110,20 @@ def grid_peak_loss(sr: torch.Tensor, hr: torch.Tensor, scale: int, sigma: float 
     it ignores errors that are not periodic (so it is not a second content loss), and unlike a
     peak-over-neighbours ratio it cannot be lowered by adding noise.
     """
+    def texture(x: torch.Tensor) -> torch.Tensor:
+        y = (0.257 * x[:, 0] + 0.504 * x[:, 1] + 0.098 * x[:, 2]).unsqueeze(1)  # BT.601 luma, as the metrics
+        r = int(3 * sigma + 0.5)
+        k = torch.exp(-torch.arange(-r, r + 1, dtype=x.dtype, device=x.device) ** 2 / (2 * sigma**2))
+        k = k / k.sum()
+        blur = F.conv2d(F.pad(y, (r, r, 0, 0), mode="reflect"), k.view(1, 1, 1, -1))
+        blur = F.conv2d(F.pad(blur, (0, 0, r, r), mode="reflect"), k.view(1, 1, -1, 1))
+        return y - blur
+
     b, _, h, w = sr.shape
     h, w = h - h % scale, w - w % scale
-    t_sr, t_hr = _windowed_texture(sr, h, w, sigma), _windowed_texture(hr, h, w, sigma)
+    window = torch.outer(torch.hann_window(h, periodic=False, dtype=sr.dtype, device=sr.device),
+                         torch.hann_window(w, periodic=False, dtype=sr.dtype, device=sr.device))
+    t_sr, t_hr = texture(sr)[..., :h, :w] * window, texture(hr)[..., :h, :w] * window
     phase_power = lambda t: F.pixel_unshuffle(t, scale).sum(dim=(2, 3)).var(dim=1, unbiased=False) * scale**2
     # floor: the energy of a texture of one grey level, so a flat patch's tiny energy cannot blow the ratio up
     floor = h * w * (3 / 8) ** 2 * (1 / 255) ** 2  # (3/8)^2: the mean square of a 2-D Hann window
@@ -153,47 +150,6 @@ def gradient_loss(sr: torch.Tensor, hr: torch.Tensor, pool: int = 8) -> torch.Te
         return F.avg_pool2d(magnitude, pool) if pool > 1 else magnitude
 
     return F.l1_loss(strength(sr), strength(hr).detach())
-
-
-def grid_ratio_loss(sr: torch.Tensor, hr: torch.Tensor, scale: int, sigma: float = 2.0) -> torch.Tensor:
-    """How far G's grid peaks stand out of their spectral neighbourhood beyond its HR patch's:
-    the grid measure itself (`metrics.periodicity`), per patch, in logs.
-
-    `grid_peak_loss` compares the power at the grid's frequencies with the HR's; the measure
-    compares it with the power around it. G's output has less fine texture than the photo, so its
-    peaks can match the HR's and still stand out of a quieter neighbourhood: that is the grid the
-    eye sees on flat areas and the measure reports. Here, for each of the scale² - 1 grid
-    frequencies, log(peak / median of the ring 3-8 bins around) of G's output minus the HR's,
-    averaged. The peak of a 96 px patch is a noisy figure (the largest of nine bins), so the
-    difference is averaged as it is, not clipped at 0: clipped, the noise alone would leave a
-    floor that even an output with no grid pays. Raising the ring with noise costs content and
-    gradient loss.
-    """
-    b, _, h, w = sr.shape
-    h, w = h - h % scale, w - w % scale
-    if min(h, w) < 4 * scale:
-        raise ValueError(f"grid_ratio_loss needs patches of at least {4 * scale} px, got {h}x{w}")
-    rr = torch.arange(-8, 9, device=sr.device)
-    dy, dx = torch.meshgrid(rr, rr, indexing="ij")
-    ring = (torch.hypot(dy.float(), dx.float()) >= 3) & (torch.hypot(dy.float(), dx.float()) <= 8)
-    dy, dx = dy[ring], dx[ring]
-    near = torch.arange(-1, 2, device=sr.device)
-    ny, nx = (t.flatten() for t in torch.meshgrid(near, near, indexing="ij"))
-
-    def log_ratios(x: torch.Tensor) -> torch.Tensor:
-        power = torch.fft.fft2(_windowed_texture(x, h, w, sigma)[:, 0]).abs().pow(2) + 1e-12
-        out = []
-        for ky in range(scale):
-            for kx in range(scale):
-                if kx == ky == 0:
-                    continue
-                py, px = ky * h // scale, kx * w // scale
-                peak = power[:, (py + ny) % h, (px + nx) % w].amax(dim=1)
-                background = power[:, (py + dy) % h, (px + dx) % w].median(dim=1).values
-                out.append(torch.log(peak / background))
-        return torch.stack(out, dim=1)
-
-    return (log_ratios(sr) - log_ratios(hr).detach()).mean()
 
 
 def feature_matching_loss(fake_feats: list[torch.Tensor], real_feats: list[torch.Tensor]) -> torch.Tensor:

@@ -79,9 +79,8 @@ class TrainConfig:
     grid_weight: float = _f(0.0, "weight of the grid loss, which penalises error that repeats with the output "
                             "grid's period (the PixelShuffle checkerboard); 0 = off")
     grid_kind: str = _f("cells", "cells: the grid loss on the error, averaged over cells of 6x6 LR pixels; peaks: "
-                        "G's excess power over the HR's at the grid's frequencies; ratio: how far G's grid peaks "
-                        "stand out of the spectrum around them beyond the HR's (the grid measure, per patch)",
-                        choices=("cells", "peaks", "ratio"))
+                        "G's excess power over the HR's at the grid's frequencies (what the grid measure sees)",
+                        choices=("cells", "peaks"))
     d_shift: bool = _f(False, "show D real and generated patches cropped at one random offset within the output "
                        "grid per iteration, so the checkerboard of D's strided gradients does not lock onto G's grid")
     freeze_upsampler: bool = _f(False, "train the residual trunk only: the sub-pixel upsampling stages and the "
@@ -226,7 +225,7 @@ def train_step(m: Models, lr: torch.Tensor, hr: torch.Tensor, cfg: TrainConfig, 
         content = losses.content_loss(sr.float(), hr, cfg.content_loss, m.vgg)
         g_loss = content
         if cfg.grid_weight:
-            grid_fn = {"cells": losses.grid_loss, "peaks": losses.grid_peak_loss, "ratio": losses.grid_ratio_loss}[cfg.grid_kind]
+            grid_fn = losses.grid_loss if cfg.grid_kind == "cells" else losses.grid_peak_loss
             grid = grid_fn(sr.float(), hr, cfg.scale)
             g_loss = g_loss + cfg.grid_weight * grid
             log["grid_loss"] = grid.item()
