@@ -434,6 +434,38 @@ def cmd_publish(args: argparse.Namespace) -> int:
     return 0
 
 
+def add_blend_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "blend",
+        help="write the network interpolation of two weights files as a new one",
+        description="Write theta = (1 - S) * theta_A + S * theta_B as a weights file with a sidecar naming both "
+        "sources and S (the GAN strength of `upscale --strength`, kept). With two checkpoints of one basin, "
+        "e.g. a model and its own fine-tuning, this is a weight average that keeps what both learnt.",
+    )
+    p.add_argument("a", metavar="A", help="weights at strength 0 (a path, a bundled name or hf://...)")
+    p.add_argument("b", metavar="B", help="weights at strength 1, of the same architecture")
+    p.add_argument("--strength", type=float, required=True, metavar="S", help="0 gives A, 1 gives B")
+    p.add_argument("--out", required=True, metavar="PATH", help="output weights path (PATH.safetensors + PATH.json)")
+    p.set_defaults(func=cmd_blend)
+
+
+def cmd_blend(args: argparse.Namespace) -> int:
+    from srgan_core.interpolate import interpolate_generators
+    from srgan_core.weights import load_generator, save_generator
+
+    a, b = load_generator(args.a), load_generator(args.b)
+    for side in (a, b):
+        if side.fallback_reason:
+            raise CLIError(f"{side.source}: {side.fallback_reason}")
+    blended = interpolate_generators(a, b, args.strength)
+    training = dict(b.meta.get("training", {}))
+    training["blend"] = {"a": str(args.a), "b": str(args.b), "strength": args.strength,
+                         "command": f"python -m srgan_core blend {args.a} {args.b} --strength {args.strength:g} --out {args.out}"}
+    out = save_generator(blended.model, args.out, description=b.meta.get("description", ""), training=training)
+    print(f"wrote {out} = {1 - args.strength:g} x {args.a} + {args.strength:g} x {args.b}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m srgan_core",
@@ -444,6 +476,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_evaluate_parser(sub)
     add_train_parser(sub)
     add_publish_parser(sub)
+    add_blend_parser(sub)
     add_toygan_parsers(sub)
     return parser
 

@@ -36,11 +36,41 @@ def tiny_weights(tmp_path_factory) -> Path:
 def test_help_lists_every_command():
     out = cli("--help")
     assert out.returncode == 0
-    for command in ("upscale", "evaluate", "train", "publish", "toygan", "anomaly"):
+    for command in ("upscale", "evaluate", "train", "publish", "blend", "toygan", "anomaly"):
         assert command in out.stdout
-    for command in ("upscale", "evaluate", "train", "publish"):
+    for command in ("upscale", "evaluate", "train", "publish", "blend"):
         sub = cli(command, "--help")
         assert sub.returncode == 0 and "usage:" in sub.stdout and len(sub.stdout) > 300
+
+
+def test_blend_writes_the_network_interpolation_with_its_provenance(tmp_path, tiny_weights):
+    import torch
+
+    from srgan_core.weights import load_generator
+
+    torch.manual_seed(1)
+    other = tmp_path / "other_x4"
+    save_generator(Generator(GeneratorConfig(channels=8, blocks=1)), other, description="the other one",
+                   training={"data": ["BSDS200"], "iterations": 2, "command": "python -m srgan_core train --seed 1"})
+    out = cli("blend", str(tiny_weights), str(other), "--strength", "0.25", "--out", str(tmp_path / "mix"))
+    assert out.returncode == 0, out.stderr
+    a, b, mix = (load_generator(str(p)) for p in (tiny_weights, other, tmp_path / "mix"))
+    assert mix.fallback_reason is None  # its sha256 matches its sidecar
+    for k, v in mix.model.state_dict().items():
+        if v.is_floating_point():
+            assert torch.allclose(v, 0.75 * a.model.state_dict()[k] + 0.25 * b.model.state_dict()[k], atol=1e-6)
+    training = mix.meta["training"]
+    assert training["blend"]["strength"] == 0.25 and training["blend"]["b"] == str(other)
+    assert training["command"] == "python -m srgan_core train --seed 1"  # B's own recipe, kept
+    assert "blend" in training["blend"]["command"] and mix.meta["description"] == "the other one"
+
+    wider = tmp_path / "wider_x4"
+    save_generator(Generator(GeneratorConfig(channels=16, blocks=1)), wider)
+    bad = cli("blend", str(tiny_weights), str(wider), "--strength", "0.5", "--out", str(tmp_path / "bad"))
+    assert bad.returncode == 2 and "different architectures" in bad.stderr and bad.stderr.count("\n") == 1
+    assert not (tmp_path / "bad.safetensors").exists()
+    nan = cli("blend", str(tiny_weights), str(other), "--strength", "nan", "--out", str(tmp_path / "bad"))
+    assert nan.returncode == 2 and "strength must be a number from 0" in nan.stderr
 
 
 def test_evaluate_bicubic_json_on_set5(data_dir):
