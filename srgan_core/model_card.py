@@ -65,13 +65,16 @@ def _plain(key: str, value: object) -> tuple[str, str] | None:
         "content_loss": lambda v: ("pixel loss", LOSSES.get(str(v), str(v))),
         "wall_time_s": lambda v: ("training time", _duration(float(v))),
         "hardware": lambda v: ("hardware", str(v)),
+        "total_iterations": lambda v: ("training steps, all stages", f"{v:,}"),
+        "total_wall_time_s": lambda v: ("training time, all stages", _duration(float(v))),
+        "blend": lambda v: ("made as", f"{1 - v['strength']:g} × {v['a']} + {v['strength']:g} × {v['b']} (network interpolation)"),
         "notes": lambda v: ("notes", str(v)),
         "note": lambda v: ("notes", str(v)),
     }
     if key in words:
         return words[key](value)
-    if key == "command" or key.startswith("final_"):
-        return None  # the command gets a block of its own; final losses mean little to visitors
+    if key == "command" or key.startswith("final_") or isinstance(value, dict):
+        return None  # the command gets a block of its own; final losses and earlier stages' records mean little to visitors
     return key.replace("_", " "), f"{value:.4g}" if isinstance(value, float) else listed(value)
 
 

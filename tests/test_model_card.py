@@ -49,6 +49,15 @@ def test_grid_column_when_a_sidecar_has_it(tmp_path, monkeypatch):
     assert [r for r in card.rows if r[0] == "srgan_x4, Set5"][0][1:] == [20.0, 0.5, 0.9, 1.234]
 
 
+def test_staged_and_blended_training_records_read_as_words():
+    text = model_card.facts({"iterations": 1200, "blend": {"a": "runs/a/generator", "b": "runs/b/generator", "strength": 0.5},
+                             "stage1": {"iterations": 1600, "command": "python -m srgan_core train ..."},
+                             "total_iterations": 7600, "total_wall_time_s": 17160.0})
+    assert "made as: 0.5 × runs/a/generator + 0.5 × runs/b/generator (network interpolation)" in text
+    assert "training steps, all stages: 7,600" in text and "training time, all stages: 4 h 46 min" in text
+    assert "stage1" not in text and "{" not in text  # an earlier stage's record is not dumped as a dict
+
+
 def test_no_niqe_column_without_niqe(folder, monkeypatch, tmp_path_factory):
     other = tmp_path_factory.mktemp("w")
     save_generator(Generator(GeneratorConfig(channels=8, blocks=1)), other / "srgan_x4", metrics={"Set5": {"psnr": 20.0, "ssim": 0.5}})
