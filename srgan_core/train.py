@@ -88,9 +88,9 @@ class TrainConfig:
                                 "can still add texture through them)")
     fm_weight: float = _f(0.0, "weight of D feature matching: L1 between D's activations on G(LR) and on its HR, "
                           "a perceptual loss without VGG19; 0 = off")
-    gradient_weight: float = _f(0.0, "weight of the gradient loss: L1 between the Sobel magnitudes of G(LR) and "
-                                "its HR on the luma (SPSR), which asks for the photo's edge strength whatever the "
-                                "texture's phase; 0 = off")
+    gradient_weight: float = _f(0.0, "weight of the gradient loss: L1 between the local edge strength (Sobel "
+                                "magnitude of the luma over 8x8 px cells) of G(LR) and of its HR, after SPSR: asks "
+                                "for the photo's amount of texture wherever its edges fall; 0 = off")
     d_shift_each: bool = _f(False, "with --d-shift: a fresh offset for every patch instead of one per step, so "
                             "each step's push through D's strided convs lands on all sub-pixel phases at once")
     ema: float = _f(0.0, "keep an exponential moving average of the generator's weights with this decay "
