@@ -49,6 +49,15 @@ STAGES = {"srresnet": "pixel loss only (SRResNet)", "srgan": "adversarial: pixel
 LOSSES = {"mse": "mean squared pixel error", "vgg22": "VGG feature distance (2,2)", "vgg54": "VGG feature distance (5,4)"}
 
 
+def _degradation(v: object) -> str:
+    """A training record's degradation in words: the preset's name, or the realistic chain's ranges."""
+    if not isinstance(v, dict):
+        return "clean bicubic ÷4" if v == "bicubic" else str(v)
+    blur, noise, quality = v.get("blur_sigma", [0, 0]), v.get("noise_sigma", [0, 0]), v.get("jpeg_quality", [0, 0])
+    return (f"realistic: blur in {v.get('blur_prob', 0):.0%} up to σ {blur[1]:g}, noise in {v.get('noise_prob', 0):.0%} "
+            f"up to {noise[1]:g}/255, JPEG in {v.get('jpeg_prob', 0):.0%} at quality {quality[0]}–{quality[1]}")
+
+
 def _plain(key: str, value: object) -> tuple[str, str] | None:
     """A training record entry as (plain words, value text); None to leave it out."""
     def listed(v: object) -> str:
@@ -65,6 +74,7 @@ def _plain(key: str, value: object) -> tuple[str, str] | None:
         "content_loss": lambda v: ("pixel loss", LOSSES.get(str(v), str(v))),
         "wall_time_s": lambda v: ("training time", _duration(float(v))),
         "hardware": lambda v: ("hardware", str(v)),
+        "degradation": lambda v: ("low-resolution inputs", _degradation(v)),
         "total_iterations": lambda v: ("training steps, all stages", f"{v:,}"),
         "total_wall_time_s": lambda v: ("training time, all stages", _duration(float(v))),
         "blend": lambda v: ("made as", f"{1 - v['strength']:g} × {v['a']} + {v['strength']:g} × {v['b']} (network interpolation)"),

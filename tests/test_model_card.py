@@ -56,6 +56,11 @@ def test_staged_and_blended_training_records_read_as_words():
     assert "made as: 0.5 × runs/a/generator + 0.5 × runs/b/generator (network interpolation)" in text
     assert "training steps, all stages: 7,600" in text and "training time, all stages: 4 h 46 min" in text
     assert "stage1" not in text and "{" not in text  # an earlier stage's record is not dumped as a dict
+    realistic = model_card.facts({"degradation": {"blur_prob": 0.15, "blur_sigma": [0.2, 1.0], "noise_prob": 0.85,
+                                                  "noise_sigma": [1.0, 5.0], "jpeg_prob": 0.95, "jpeg_quality": [40, 90]}})
+    assert realistic == ("- low-resolution inputs: realistic: blur in 15% up to σ 1, noise in 85% up to 5/255, "
+                         "JPEG in 95% at quality 40–90")
+    assert model_card.facts({"degradation": "bicubic"}) == "- low-resolution inputs: clean bicubic ÷4"
 
 
 def test_no_niqe_column_without_niqe(folder, monkeypatch, tmp_path_factory):
