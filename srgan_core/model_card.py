@@ -82,7 +82,10 @@ def _plain(key: str, value: object) -> tuple[str, str] | None:
         "note": lambda v: ("notes", str(v)),
     }
     if key in words:
-        return words[key](value)
+        try:
+            return words[key](value)
+        except (KeyError, TypeError, ValueError, IndexError):
+            return None  # a malformed entry (a sidecar from elsewhere) is left out, not a broken card
     if key == "command" or key.startswith("final_") or isinstance(value, dict):
         return None  # the command gets a block of its own; final losses and earlier stages' records mean little to visitors
     return key.replace("_", " "), f"{value:.4g}" if isinstance(value, float) else listed(value)

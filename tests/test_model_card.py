@@ -61,6 +61,9 @@ def test_staged_and_blended_training_records_read_as_words():
     assert realistic == ("- low-resolution inputs: realistic: blur in 15% up to σ 1, noise in 85% up to 5/255, "
                          "JPEG in 95% at quality 40–90")
     assert model_card.facts({"degradation": "bicubic"}) == "- low-resolution inputs: clean bicubic ÷4"
+    malformed = model_card.facts({"blend": "half", "degradation": {"blur_sigma": 3}, "total_iterations": "many",
+                                  "iterations": 10})
+    assert malformed == "- training steps: 10"  # entries a sidecar from elsewhere got wrong are left out
 
 
 def test_no_niqe_column_without_niqe(folder, monkeypatch, tmp_path_factory):
