@@ -91,6 +91,9 @@ class TrainConfig:
     gradient_weight: float = _f(0.0, "weight of the gradient loss: L1 between the local edge strength (Sobel "
                                 "magnitude of the luma over 8x8 px cells) of G(LR) and of its HR, after SPSR: asks "
                                 "for the photo's amount of texture wherever its edges fall; 0 = off")
+    spectrum_weight: float = _f(0.0, "weight of the spectrum loss: L1 between the local amplitude spectra (16x16 px "
+                                "tiles of the luma) of G(LR) and of its HR: asks for the photo's texture, frequency "
+                                "by frequency, wherever its edges fall; a single-period mesh or a grid does not fit it; 0 = off")
     d_shift_each: bool = _f(False, "with --d-shift: a fresh offset for every patch instead of one per step, so "
                             "each step's push through D's strided convs lands on all sub-pixel phases at once")
     ema: float = _f(0.0, "keep an exponential moving average of the generator's weights with this decay "
@@ -130,7 +133,7 @@ class TrainConfig:
                 raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
         if not (self.lr > 0 and self.lr_min > 0 and math.isfinite(self.lr) and math.isfinite(self.lr_min)):
             raise ValueError(f"learning rates must be positive and finite, got lr={self.lr}, lr_min={self.lr_min}")
-        for name in ("adv_weight", "grid_weight", "fm_weight", "gradient_weight"):
+        for name in ("adv_weight", "grid_weight", "fm_weight", "gradient_weight", "spectrum_weight"):
             if not (math.isfinite(getattr(self, name)) and getattr(self, name) >= 0):
                 raise ValueError(f"{name} must be finite and >= 0, got {getattr(self, name)}")
         if not 0.0 <= self.ema < 1.0:
@@ -145,6 +148,8 @@ class TrainConfig:
             raise ValueError("fm_weight needs the SRGAN stage's discriminator (--stage srgan)")
         if self.freeze_upsampler and not self.init:
             raise ValueError("freeze_upsampler keeps the upsampling stages of the --init weights; give --init")
+        if self.spectrum_weight and self.patch < 16:
+            raise ValueError(f"spectrum_weight compares 16x16 px tiles; patch {self.patch} is smaller")
         if self.patch % self.scale:
             raise ValueError(f"patch {self.patch} must be a multiple of the scale {self.scale}")
         self.degradation_config  # noqa: B018 - checks the realistic knobs now, not mid-run
@@ -219,8 +224,8 @@ def train_step(m: Models, lr: torch.Tensor, hr: torch.Tensor, cfg: TrainConfig, 
         log["d_loss"] = d_loss.item()
 
     # (2) Update G: content loss + adv_weight (1e-3) x adversarial loss through the frozen D
-    #     (+ grid_weight x the grid loss, gradient_weight x the gradient loss and fm_weight x D feature
-    #     matching, when enabled).
+    #     (+ grid_weight x the grid loss, gradient_weight x the gradient loss, spectrum_weight x the
+    #     spectrum loss and fm_weight x D feature matching, when enabled).
     with amp:
         content = losses.content_loss(sr.float(), hr, cfg.content_loss, m.vgg)
         g_loss = content
@@ -233,6 +238,10 @@ def train_step(m: Models, lr: torch.Tensor, hr: torch.Tensor, cfg: TrainConfig, 
             gradient = losses.gradient_loss(sr.float(), hr)
             g_loss = g_loss + cfg.gradient_weight * gradient
             log["gradient_loss"] = gradient.item()
+        if cfg.spectrum_weight:
+            spectrum = losses.spectrum_loss(sr.float(), hr)
+            g_loss = g_loss + cfg.spectrum_weight * spectrum
+            log["spectrum_loss"] = spectrum.item()
         if m.d is not None:
             m.d.requires_grad_(False)
             if cfg.gan_loss == "relativistic" or cfg.fm_weight:

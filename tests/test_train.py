@@ -492,6 +492,40 @@ def test_gradient_loss_asks_for_the_photos_edge_strength_wherever_its_edges_fall
 
 
 @pytest.mark.filterwarnings("ignore::UserWarning")
+def test_spectrum_loss_asks_for_the_photos_texture_and_not_any_pattern_of_its_edge_strength(images, tmp_path):
+    import torch
+
+    from srgan_core import losses
+
+    torch.manual_seed(0)
+    hr = torch.nn.functional.avg_pool2d(torch.rand(2, 3, 64, 64), 3, 1, 1, count_include_pad=False)  # a fine grain
+    flat = torch.full_like(hr, 0.5)
+    shifted = torch.roll(hr, shifts=(1, 2), dims=(2, 3))
+    yy, xx = torch.meshgrid(torch.arange(64.0), torch.arange(64.0), indexing="ij")
+    mesh = torch.sin(2 * torch.pi * xx / 5) * torch.sin(2 * torch.pi * yy / 5)  # one period, the cross-hatch
+    # scaled to the grain's edge strength, so the gradient loss finds the mesh nearly as good as the photo
+    mesh = (0.5 + mesh * losses.gradient_loss(hr, flat) / losses.gradient_loss(0.5 + mesh.expand_as(hr), flat)).expand_as(hr)
+    assert losses.spectrum_loss(hr, hr).item() == 0.0
+    assert losses.gradient_loss(mesh, hr).item() < 0.2 * losses.gradient_loss(flat, hr).item()
+    # the spectrum loss charges the mesh as much as no texture at all; the shifted grain, a fraction of that
+    assert losses.spectrum_loss(mesh, hr).item() > 0.9 * losses.spectrum_loss(flat, hr).item()
+    assert losses.spectrum_loss(shifted, hr).item() < 0.5 * losses.spectrum_loss(flat, hr).item()
+    assert torch.nn.functional.l1_loss(shifted, hr) > torch.nn.functional.l1_loss(flat, hr) * 0.5
+    sr = flat.clone().requires_grad_(True)
+    losses.spectrum_loss(sr, hr).backward()
+    assert torch.isfinite(sr.grad).all() and sr.grad.abs().sum() > 0
+
+    train(tiny(images, tmp_path / "spec", spectrum_weight=20.0))
+    lines = [json.loads(line) for line in (tmp_path / "spec" / "metrics.jsonl").read_text().splitlines()]
+    assert all(line["spectrum_loss"] > 0 for line in lines if "g_loss" in line)
+    assert json.loads((tmp_path / "spec" / "config.json").read_text())["spectrum_weight"] == 20.0
+    with pytest.raises(ValueError, match="spectrum_weight"):
+        tiny(images, tmp_path / "x", spectrum_weight=-1.0)
+    with pytest.raises(ValueError, match="16x16"):
+        tiny(images, tmp_path / "x", spectrum_weight=1.0, patch=12)
+
+
+@pytest.mark.filterwarnings("ignore::UserWarning")
 def test_weight_average_ships_the_mean_of_the_snapshots_and_resumes_exactly(images, tmp_path):
     import torch
 
