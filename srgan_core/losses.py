@@ -98,6 +98,11 @@ def grid_loss(sr: torch.Tensor, hr: torch.Tensor, scale: int, cell: int = 6) -> 
     return F.avg_pool2d(phases.flatten(1, 2), cell).pow(2).mean()
 
 
+def _luma(x: torch.Tensor) -> torch.Tensor:
+    """BT.601 luma of an RGB batch in [0, 1], the channel every score in `metrics` is taken on."""
+    return (0.257 * x[:, 0] + 0.504 * x[:, 1] + 0.098 * x[:, 2]).unsqueeze(1)
+
+
 def grid_peak_loss(sr: torch.Tensor, hr: torch.Tensor, scale: int, sigma: float = 2.0) -> torch.Tensor:
     """How much more power G's output has at the output grid's frequencies than its HR patch has.
 
@@ -111,7 +116,7 @@ def grid_peak_loss(sr: torch.Tensor, hr: torch.Tensor, scale: int, sigma: float 
     peak-over-neighbours ratio it cannot be lowered by adding noise.
     """
     def texture(x: torch.Tensor) -> torch.Tensor:
-        y = (0.257 * x[:, 0] + 0.504 * x[:, 1] + 0.098 * x[:, 2]).unsqueeze(1)  # BT.601 luma, as the metrics
+        y = _luma(x)
         r = int(3 * sigma + 0.5)
         k = torch.exp(-torch.arange(-r, r + 1, dtype=x.dtype, device=x.device) ** 2 / (2 * sigma**2))
         k = k / k.sum()
@@ -143,7 +148,7 @@ def gradient_loss(sr: torch.Tensor, hr: torch.Tensor, pool: int = 8) -> torch.Te
     noise in a flat cell still costs. pool=1 is SPSR's per-pixel form.
     """
     def strength(x: torch.Tensor) -> torch.Tensor:
-        y = (0.257 * x[:, 0] + 0.504 * x[:, 1] + 0.098 * x[:, 2]).unsqueeze(1)  # BT.601 luma, as the metrics
+        y = _luma(x)
         k = torch.tensor([[1.0, 0.0, -1.0], [2.0, 0.0, -2.0], [1.0, 0.0, -1.0]], dtype=x.dtype, device=x.device)
         g = F.conv2d(y, torch.stack([k, k.t()]).unsqueeze(1))
         magnitude = (g.pow(2).sum(dim=1, keepdim=True) + 1e-6).sqrt()  # eps: finite gradients where flat
@@ -205,7 +210,7 @@ def spectrum_loss(sr: torch.Tensor, hr: torch.Tensor, tile: int = 16) -> torch.T
     loss is in luma units, of the order of the gradient loss.
     """
     def amplitudes(x: torch.Tensor) -> torch.Tensor:
-        y = (0.257 * x[:, 0] + 0.504 * x[:, 1] + 0.098 * x[:, 2]).unsqueeze(1)  # BT.601 luma, as the metrics
+        y = _luma(x)
         tiles = F.unfold(y, tile, stride=tile // 2).transpose(1, 2).reshape(-1, tile, tile)
         window = torch.hann_window(tile, periodic=True, dtype=x.dtype, device=x.device)
         window = torch.outer(window, window)
