@@ -22,6 +22,7 @@ from torch import nn
 ADVERSARIAL_WEIGHT = 1e-3
 CONTENT_LOSSES = ("mse", "l1", "vgg22", "vgg54")
 GAN_LOSSES = ("standard", "relativistic")
+SPECTRUM_TILE = 16  # px a side of the spectrum loss's tiles; training patches must be at least this big
 # index one past the ReLU that ends each named block in torchvision's vgg19().features
 VGG_CUTS = {"vgg22": 9, "vgg54": 36}
 VGG_SCALE = 1.0 / 12.75
@@ -194,7 +195,7 @@ def discriminator_loss(real_logits: torch.Tensor, fake_logits: torch.Tensor, kin
     return (_bce(real_logits - fake_logits.mean(), 1.0) + _bce(fake_logits - real_logits.mean(), 0.0)) / 2
 
 
-def spectrum_loss(sr: torch.Tensor, hr: torch.Tensor, tile: int = 16) -> torch.Tensor:
+def spectrum_loss(sr: torch.Tensor, hr: torch.Tensor, tile: int = SPECTRUM_TILE) -> torch.Tensor:
     """L1 between the local amplitude spectra of G's output and of its HR patch: the luma cut into
     Hann-windowed `tile` x `tile` px tiles (half overlapping), the magnitude of each tile's 2-D
     Fourier transform, mean brightness left out.
@@ -205,7 +206,9 @@ def spectrum_loss(sr: torch.Tensor, hr: torch.Tensor, tile: int = 16) -> torch.T
     and orientation. A cell's edge strength can be met by any pattern G finds easiest, a mesh of
     one period included (and that is what a strong gradient loss paints: a regular cross-hatch
     that NIQE calls unnatural); a spectrum that has the photo's spread over frequencies cannot be
-    met by one, and a grid-locked pattern is an excess at the grid's frequencies that costs here.
+    met by one. It does not stop a grid: a tile's magnitude cannot tell a grid-locked pattern from
+    the photo's own energy at the grid's frequencies (its weight raised the grid in the README's
+    fifth round), so pair it with `grid_peak_loss`.
     The amplitudes are orthonormal (Parseval: their mean square is the windowed tile's), so the
     loss is in luma units, of the order of the gradient loss.
     """

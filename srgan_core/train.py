@@ -93,7 +93,8 @@ class TrainConfig:
                                 "for the photo's amount of texture wherever its edges fall; 0 = off")
     spectrum_weight: float = _f(0.0, "weight of the spectrum loss: L1 between the local amplitude spectra (16x16 px "
                                 "tiles of the luma) of G(LR) and of its HR: asks for the photo's texture, frequency "
-                                "by frequency, wherever its edges fall; a single-period mesh or a grid does not fit it; 0 = off")
+                                "by frequency, wherever its edges fall; a single-period mesh does not fit it (a grid can: pair it "
+                                "with --grid-weight); 0 = off")
     d_shift_each: bool = _f(False, "with --d-shift: a fresh offset for every patch instead of one per step, so "
                             "each step's push through D's strided convs lands on all sub-pixel phases at once")
     ema: float = _f(0.0, "keep an exponential moving average of the generator's weights with this decay "
@@ -148,8 +149,9 @@ class TrainConfig:
             raise ValueError("fm_weight needs the SRGAN stage's discriminator (--stage srgan)")
         if self.freeze_upsampler and not self.init:
             raise ValueError("freeze_upsampler keeps the upsampling stages of the --init weights; give --init")
-        if self.spectrum_weight and self.patch < 16:
-            raise ValueError(f"spectrum_weight compares 16x16 px tiles; patch {self.patch} is smaller")
+        if self.spectrum_weight and self.patch < losses.SPECTRUM_TILE:
+            t = losses.SPECTRUM_TILE
+            raise ValueError(f"spectrum_weight compares {t}x{t} px tiles; patch {self.patch} is smaller")
         if self.patch % self.scale:
             raise ValueError(f"patch {self.patch} must be a multiple of the scale {self.scale}")
         self.degradation_config  # noqa: B018 - checks the realistic knobs now, not mid-run
