@@ -22,6 +22,7 @@ from torch import nn
 ADVERSARIAL_WEIGHT = 1e-3
 CONTENT_LOSSES = ("mse", "l1", "vgg22", "vgg54")
 GAN_LOSSES = ("standard", "relativistic")
+SHIFT_MARGIN = 8  # HR px at the borders the shift loss leaves out: there its two crops saw different surroundings
 SPECTRUM_TILE = 16  # px a side of the spectrum loss's tiles; training patches must be at least this big
 # index one past the ReLU that ends each named block in torchvision's vgg19().features
 VGG_CUTS = {"vgg22": 9, "vgg54": 36}
@@ -221,3 +222,35 @@ def spectrum_loss(sr: torch.Tensor, hr: torch.Tensor, tile: int = SPECTRUM_TILE)
         return torch.fft.rfft2(tiles, norm="ortho").abs()
 
     return F.l1_loss(amplitudes(sr), amplitudes(hr).detach())
+
+
+def shift_pair(hr: torch.Tensor, scale: int, dy: int, dx: int) -> torch.Tensor:
+    """Two LR versions of each HR patch: of its top-left crop, and of the crop `dy`, `dx` HR px
+    further on; both `scale` px smaller than the patch, made by antialiased bicubic (Pillow's kernel).
+
+    Returned as one batch (first the unshifted, then the shifted ones), so G sees them in one pass.
+    """
+    n_y, n_x = hr.shape[-2] - scale, hr.shape[-1] - scale
+    crops = torch.cat([hr[..., :n_y, :n_x], hr[..., dy : dy + n_y, dx : dx + n_x]])
+    lr = F.interpolate(crops, scale_factor=1 / scale, mode="bicubic", antialias=True, align_corners=False)
+    return lr.clamp(0, 1)
+
+
+def shift_loss(sr_pair: torch.Tensor, dy: int, dx: int, margin: int = SHIFT_MARGIN) -> torch.Tensor:
+    """L1 between G's output for a patch moved by `dy`, `dx` HR px and its output for the patch, moved.
+
+    An upscaler that knows the photo draws the same detail wherever the photo's content falls on
+    the LR pixel grid; a grid pattern is drawn at the same place in every 4 x 4 output block,
+    whatever the content, and so it is exactly the part of G's output that does not move with a
+    sub-pixel shift. Unlike the grid losses this needs no estimate of a faint spectral peak from a
+    small patch, where the photo's own texture drowns it: a pattern that stays put while the
+    texture moves costs at once. Texture G invents is free as long as it moves with the content.
+    `sr_pair` is G's output for `shift_pair`'s batch; `margin` HR px at the borders, where the two
+    crops saw different surroundings, are left out.
+    """
+    a, b = sr_pair.chunk(2)
+    h, w = a.shape[-2] - dy - 2 * margin, a.shape[-1] - dx - 2 * margin
+    if min(h, w) < 1:
+        raise ValueError(f"patch of {tuple(a.shape[-2:])} px too small for a shift of {dy}, {dx} and a margin of {margin}")
+    moved = a[..., dy + margin : dy + margin + h, dx + margin : dx + margin + w]
+    return F.l1_loss(b[..., margin : margin + h, margin : margin + w], moved)

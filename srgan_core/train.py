@@ -31,6 +31,7 @@ from pathlib import Path
 
 import torch
 import torch.distributed as dist
+import torch.nn.functional as F
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
@@ -95,6 +96,9 @@ class TrainConfig:
                                 "tiles of the luma) of G(LR) and of its HR: asks for the photo's texture, frequency "
                                 "by frequency, wherever its edges fall; a single-period mesh does not fit it (a grid can: pair it "
                                 "with --grid-weight); 0 = off")
+    shift_weight: float = _f(0.0, "weight of the shift loss: G's output for LR made from the HR moved by 1-3 px "
+                             "must be its output for the unmoved LR, moved the same way; a pattern locked to "
+                             "the output grid does not move, so it costs (on half the batch); 0 = off")
     d_shift_each: bool = _f(False, "with --d-shift: a fresh offset for every patch instead of one per step, so "
                             "each step's push through D's strided convs lands on all sub-pixel phases at once")
     ema: float = _f(0.0, "keep an exponential moving average of the generator's weights with this decay "
@@ -134,7 +138,8 @@ class TrainConfig:
                 raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
         if not (self.lr > 0 and self.lr_min > 0 and math.isfinite(self.lr) and math.isfinite(self.lr_min)):
             raise ValueError(f"learning rates must be positive and finite, got lr={self.lr}, lr_min={self.lr_min}")
-        for name in ("adv_weight", "grid_weight", "fm_weight", "gradient_weight", "spectrum_weight"):
+        for name in ("adv_weight", "grid_weight", "fm_weight", "gradient_weight", "spectrum_weight",
+                     "shift_weight"):
             if not (math.isfinite(getattr(self, name)) and getattr(self, name) >= 0):
                 raise ValueError(f"{name} must be finite and >= 0, got {getattr(self, name)}")
         if not 0.0 <= self.ema < 1.0:
@@ -152,6 +157,9 @@ class TrainConfig:
         if self.spectrum_weight and self.patch < losses.SPECTRUM_TILE:
             t = losses.SPECTRUM_TILE
             raise ValueError(f"spectrum_weight compares {t}x{t} px tiles; patch {self.patch} is smaller")
+        if self.shift_weight and self.patch < 2 * self.scale + 2 * losses.SHIFT_MARGIN + 1:
+            raise ValueError(f"shift_weight compares patches {self.scale} px smaller than --patch, less a "
+                             f"{losses.SHIFT_MARGIN} px margin; patch {self.patch} is too small")
         if self.patch % self.scale:
             raise ValueError(f"patch {self.patch} must be a multiple of the scale {self.scale}")
         self.degradation_config  # noqa: B018 - checks the realistic knobs now, not mid-run
@@ -208,9 +216,22 @@ class Models:
 
 def train_step(m: Models, lr: torch.Tensor, hr: torch.Tensor, cfg: TrainConfig, amp=nullcontext()) -> dict[str, float]:
     """Steps 3 and 4 of an SRGAN iteration on one batch (the SRResNet stage: step 4 alone)."""
-    with amp:
-        sr = m.g_step(lr)
     log = {}
+    with amp:
+        if cfg.shift_weight:
+            # the shift loss's pairs go through G in the same pass as the batch (one forward per
+            # backward, for DDP), padded by one LR pixel to its size; what the pad touches is cropped
+            k = max(1, lr.shape[0] // 2)
+            dy, dx = divmod(int(torch.randint(1, cfg.scale**2, ())), cfg.scale)
+            pair = losses.shift_pair(hr[:k], cfg.scale, dy, dx)
+            pad = (0, lr.shape[-1] - pair.shape[-1], 0, lr.shape[-2] - pair.shape[-2])
+            out = m.g_step(torch.cat([lr, F.pad(pair, pad, mode="replicate")]))
+            sr, sr_pair = out[: lr.shape[0]], out[lr.shape[0] :]
+            n_y, n_x = hr.shape[-2] - cfg.scale, hr.shape[-1] - cfg.scale
+            shift = losses.shift_loss(sr_pair[..., :n_y, :n_x].float(), dy, dx)
+            log["shift_loss"] = shift.item()
+        else:
+            sr = m.g_step(lr)
     judged = grid_shift(cfg.scale, cfg.d_shift_each) if cfg.d_shift else (lambda x: x)  # what D sees of each patch
 
     # (1) Update D: real HR patches vs G(LR), with G fixed (its output detached). Real and fake
@@ -227,7 +248,7 @@ def train_step(m: Models, lr: torch.Tensor, hr: torch.Tensor, cfg: TrainConfig, 
 
     # (2) Update G: content loss + adv_weight (1e-3) x adversarial loss through the frozen D
     #     (+ grid_weight x the grid loss, gradient_weight x the gradient loss, spectrum_weight x the
-    #     spectrum loss and fm_weight x D feature matching, when enabled).
+    #     spectrum loss, shift_weight x the shift loss and fm_weight x D feature matching, when enabled).
     with amp:
         content = losses.content_loss(sr.float(), hr, cfg.content_loss, m.vgg)
         g_loss = content
@@ -240,6 +261,8 @@ def train_step(m: Models, lr: torch.Tensor, hr: torch.Tensor, cfg: TrainConfig, 
             gradient = losses.gradient_loss(sr.float(), hr)
             g_loss = g_loss + cfg.gradient_weight * gradient
             log["gradient_loss"] = gradient.item()
+        if cfg.shift_weight:
+            g_loss = g_loss + cfg.shift_weight * shift
         if cfg.spectrum_weight:
             spectrum = losses.spectrum_loss(sr.float(), hr)
             g_loss = g_loss + cfg.spectrum_weight * spectrum

@@ -526,6 +526,55 @@ def test_spectrum_loss_asks_for_the_photos_texture_and_not_any_pattern_of_its_ed
 
 
 @pytest.mark.filterwarnings("ignore::UserWarning")
+def test_shift_loss_charges_a_pattern_locked_to_the_output_grid_and_not_texture_that_moves_with_the_photo(images, tmp_path):
+    import numpy as np
+    import torch
+    from PIL import Image
+
+    from srgan_core import losses
+
+    torch.manual_seed(0)
+    hr = torch.nn.functional.avg_pool2d(torch.rand(2, 3, 64, 64), 3, 1, 1, count_include_pad=False)
+    # the pair's LR is Pillow's bicubic (within a grey level of rounding) of the two crops
+    dy, dx = 1, 2
+    lr = losses.shift_pair(hr, 4, dy, dx)
+    assert lr.shape == (4, 3, 15, 15)
+    for crop, got in ((hr[0, :, :60, :60], lr[0]), (hr[0, :, dy : dy + 60, dx : dx + 60], lr[2])):
+        pil = Image.fromarray((crop.permute(1, 2, 0).numpy() * 255).round().astype(np.uint8)).resize((15, 15), Image.BICUBIC)
+        assert np.abs(np.asarray(pil) / 255 - got.permute(1, 2, 0).numpy()).max() < 1.5 / 255
+
+    def output(texture: torch.Tensor, locked: torch.Tensor | None = None) -> torch.Tensor:
+        """What an upscaler that drew `texture` (in the photo's coordinates) would give for the pair."""
+        a, b = texture[..., :60, :60], texture[..., dy : dy + 60, dx : dx + 60]
+        if locked is not None:  # the same 4 x 4 pattern on every output block, wherever the content is
+            a, b = a + locked.repeat(1, 1, 15, 15), b + locked.repeat(1, 1, 15, 15)
+        return torch.cat([a, b])
+
+    pattern = 0.02 * torch.randn(1, 3, 4, 4)
+    grain = hr + 0.05 * torch.randn_like(hr)  # detail the photo does not have, but drawn on the photo
+    assert losses.shift_loss(output(hr), dy, dx).item() == 0.0
+    assert losses.shift_loss(output(grain), dy, dx).item() == 0.0
+    locked = losses.shift_loss(output(hr, pattern), dy, dx).item()
+    assert locked > 0.5 * pattern.abs().mean().item()
+    # the same offset on every phase is not a grid: it moves with anything, and costs nothing
+    assert losses.shift_loss(output(hr, torch.full((1, 3, 4, 4), 0.02)), dy, dx).item() < 1e-7
+    with pytest.raises(ValueError, match="too small"):
+        losses.shift_loss(torch.zeros(2, 3, 18, 18), 3, 3)
+    sr = output(hr).clone().requires_grad_(True)
+    losses.shift_loss(sr + output(torch.zeros_like(hr), pattern), dy, dx).backward()
+    assert torch.isfinite(sr.grad).all() and sr.grad.abs().sum() > 0
+
+    train(tiny(images, tmp_path / "shift", shift_weight=2.0))
+    lines = [json.loads(line) for line in (tmp_path / "shift" / "metrics.jsonl").read_text().splitlines()]
+    assert all(line["shift_loss"] > 0 for line in lines if "g_loss" in line)
+    assert json.loads((tmp_path / "shift" / "config.json").read_text())["shift_weight"] == 2.0
+    with pytest.raises(ValueError, match="shift_weight"):
+        tiny(images, tmp_path / "x", shift_weight=float("inf"))
+    with pytest.raises(ValueError, match="patch 24 is too small"):
+        tiny(images, tmp_path / "x", shift_weight=1.0, patch=24)
+
+
+@pytest.mark.filterwarnings("ignore::UserWarning")
 def test_weight_average_ships_the_mean_of_the_snapshots_and_resumes_exactly(images, tmp_path):
     import torch
 
