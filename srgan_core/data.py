@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import random
 import warnings
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -16,6 +17,7 @@ from PIL import Image
 
 from srgan_core import degrade
 from srgan_core.degrade import DegradationConfig
+from srgan_core.degrid import DEGRID_SIGMA, remove_grid
 
 
 def modcrop(image: Image.Image, scale: int) -> Image.Image:
@@ -117,6 +119,49 @@ class PatchDataset:
             lr = degrade.realistic(hr, self.scale, self.degradation,
                                    np.random.default_rng([self.seed, epoch, index]))
         return to_tensor(Image.fromarray(lr)), to_tensor(Image.fromarray(hr))
+
+
+
+class TeacherPatchDataset(PatchDataset):
+    """(LR, target) training patches whose target is a teacher generator's output for the whole
+    image with its grid pattern removed (`degrid.remove_grid`), not the HR photo.
+
+    The pattern can only be found over a whole image (see `degrid`), so the targets are made once,
+    up front: each image is cut to a multiple of the scale, shrunk by bicubic as always, upscaled
+    by `teacher` and cleaned. Patches are then cut at multiples of the scale, so each LR patch is
+    exactly the part of the LR the teacher saw and the target's grid stays where the teacher put it.
+    """
+
+    def __init__(self, folders: list[str | Path], teacher: Callable[[Image.Image], Image.Image], scale: int = 4,
+                 patch: int = 96, seed: int = 0, repeat: int = 1, sigma: float = DEGRID_SIGMA,
+                 progress: Callable[[int, int], None] | None = None):
+        super().__init__(folders, scale, patch, seed, repeat)
+        self.pairs: list[tuple[np.ndarray, np.ndarray]] = []
+        for i, image in enumerate(self.images):
+            h, w = image.shape[0] - image.shape[0] % scale, image.shape[1] - image.shape[1] % scale
+            lr = degrade.bicubic(image[:h, :w], scale)
+            out = np.asarray(teacher(Image.fromarray(lr)).convert("RGB"), dtype=np.float64)
+            if out.shape != (h, w, 3):
+                raise ValueError(f"the teacher turned a {lr.shape[1]}x{lr.shape[0]} LR image into "
+                                 f"{out.shape[1]}x{out.shape[0]}, not {w}x{h}: it must upscale by {scale}")
+            target = (remove_grid(out, scale, sigma) / 255.0).clip(0.0, 1.0).astype(np.float32)
+            self.pairs.append((lr, target))
+            if progress is not None:
+                progress(i + 1, len(self.images))
+
+    def item(self, epoch: int, index: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """(LR, target) patch `index` of `epoch`, deterministic in (seed, epoch, index) as in PatchDataset."""
+        rng = random.Random(hash((self.seed, epoch, index)))
+        lr, target = self.pairs[index % len(self.pairs)]
+        s, n = self.scale, self.patch // self.scale
+        y, x = rng.randrange(lr.shape[0] - n + 1), rng.randrange(lr.shape[1] - n + 1)
+        lr, target = lr[y : y + n, x : x + n], target[s * y : s * (y + n), s * x : s * (x + n)]
+        if rng.random() < 0.5:
+            lr, target = lr[:, ::-1], target[:, ::-1]
+        k = rng.randrange(4)
+        lr, target = np.rot90(lr, k), np.rot90(target, k)
+        return (to_tensor(Image.fromarray(np.ascontiguousarray(lr))),
+                torch.from_numpy(np.ascontiguousarray(target)).permute(2, 0, 1))
 
 
 def load_validation(folder: str | Path, scale: int = 4, preset: str = "bicubic") -> list[tuple[str, Image.Image, Image.Image]]:

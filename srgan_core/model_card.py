@@ -45,7 +45,8 @@ def _duration(seconds: float) -> str:
     return f"{minutes // 60} h {minutes % 60} min" if minutes >= 60 else f"{minutes} min"
 
 
-STAGES = {"srresnet": "pixel loss only (SRResNet)", "srgan": "adversarial: pixel loss plus a discriminator (SRGAN)"}
+STAGES = {"srresnet": "pixel loss only (SRResNet)", "srgan": "adversarial: pixel loss plus a discriminator (SRGAN)",
+          "degrid": "taught its own output with the grid pattern removed"}
 LOSSES = {"mse": "mean squared pixel error", "vgg22": "VGG feature distance (2,2)", "vgg54": "VGG feature distance (5,4)"}
 
 

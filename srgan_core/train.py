@@ -1,10 +1,12 @@
-"""Training: SRResNet pre-training with a pixel loss, then SRGAN adversarial training from it.
+"""Training: SRResNet pre-training with a pixel loss, then SRGAN adversarial training from it,
+then (optionally) the degrid stage, which teaches the SRGAN its own output without its grid pattern.
 
-One loop serves both stages. An SRGAN iteration is the paper's four steps:
+One loop serves all three stages. An SRGAN iteration is the paper's four steps:
     1. sample a batch of HR patches,      2. make their LR versions (bicubic /4, or realistic),
     3. update D on real HR vs G(LR),       4. update G with content + 1e-3 * adversarial loss
                                               through the frozen D.
-Steps 3 and 4 are `train_step`; the SRResNet stage is step 4 with the content loss alone.
+Steps 3 and 4 are `train_step`; the SRResNet stage is step 4 with the content loss alone, the
+degrid stage the same with the teacher's cleaned output (`data.TeacherPatchDataset`) for the HR.
 
 A run folder holds everything needed to understand or continue it:
     config.json       the TrainConfig, so `--resume RUN_DIR` needs nothing else
@@ -37,8 +39,9 @@ from torch.nn.parallel import DistributedDataParallel
 
 from srgan_core import losses
 from srgan_core.checkpoint import latest_checkpoint, load_average, load_checkpoint, save_checkpoint
-from srgan_core.data import PatchDataset, load_validation, to_image, to_tensor
+from srgan_core.data import PatchDataset, TeacherPatchDataset, load_validation, to_image, to_tensor
 from srgan_core.degrade import PRESETS, DegradationConfig
+from srgan_core.degrid import DEGRID_SIGMA
 from srgan_core.distributed import Dist, StopRequest, setup_distributed, should_stop
 from srgan_core.metrics import psnr, ssim
 from srgan_core.models import Discriminator, DiscriminatorConfig, Generator, GeneratorConfig, icnr_
@@ -53,7 +56,8 @@ def _f(default, help: str, **meta):  # noqa: A002 - a dataclass field with its C
 @dataclass
 class TrainConfig:
     stage: str = _f("srresnet", "srresnet: pixel-loss pre-training; srgan: adversarial training (start it "
-                    "with --init from an SRResNet)", choices=("srresnet", "srgan"))
+                    "with --init from an SRResNet); degrid: teach a generator its own output with the grid "
+                    "pattern removed (--teacher, after the SRGAN stage)", choices=("srresnet", "srgan", "degrid"))
     train_data: list[str] = _f([], "training image folders (e.g. T91 BSDS200)", metavar="DIR")
     val_data: list[str] = _f([], "validation folders scored with whole images (e.g. Set5 Set14)", metavar="DIR")
     out: str = _f("runs/srresnet_x4", "run folder: config.json, metrics.jsonl, samples/, checkpoint, final generator.*")
@@ -99,6 +103,10 @@ class TrainConfig:
     shift_weight: float = _f(0.0, "weight of the shift loss: G's output for LR made from the HR moved by 1-3 px "
                              "must be its output for the unmoved LR, moved the same way; a pattern locked to "
                              "the output grid does not move, so it costs (on half the batch); 0 = off")
+    teacher: str = _f("", "degrid: the generator whose whole-image output, less its grid pattern "
+                      "(degrid.remove_grid), is the target instead of the HR; default: --init")
+    degrid_sigma: float = _f(DEGRID_SIGMA, "degrid: px over which the pattern's strength is taken as constant; "
+                             "the band removed around each grid frequency is 1/(2 pi sigma) cycles/px wide")
     d_shift_each: bool = _f(False, "with --d-shift: a fresh offset for every patch instead of one per step, so "
                             "each step's push through D's strided convs lands on all sub-pixel phases at once")
     ema: float = _f(0.0, "keep an exponential moving average of the generator's weights with this decay "
@@ -152,6 +160,12 @@ class TrainConfig:
             raise ValueError("fm_weight compares each patch with its HR at the same offset; it cannot go with d_shift_each")
         if self.fm_weight and self.stage != "srgan":
             raise ValueError("fm_weight needs the SRGAN stage's discriminator (--stage srgan)")
+        if self.stage == "degrid" and not (self.teacher or self.init):
+            raise ValueError("the degrid stage learns a teacher's output: give --teacher (or --init)")
+        if self.teacher and self.stage != "degrid":
+            raise ValueError("--teacher is for the degrid stage (--stage degrid)")
+        if not (math.isfinite(self.degrid_sigma) and self.degrid_sigma >= 1):
+            raise ValueError(f"degrid_sigma must be at least 1 px, got {self.degrid_sigma}")
         if self.freeze_upsampler and not self.init:
             raise ValueError("freeze_upsampler keeps the upsampling stages of the --init weights; give --init")
         if self.spectrum_weight and self.patch < losses.SPECTRUM_TILE:
@@ -471,7 +485,19 @@ def train(cfg: TrainConfig, resume: bool = False) -> dict:
     m = build_models(cfg, env, resume)
     start = load_checkpoint(ckpt, m.g, m.d, m.ema, m.opts) if ckpt is not None else 0
     average = WeightAverage(load_average(ckpt) if ckpt is not None else None) if cfg.average_from else None
-    data = PatchDataset(cfg.train_data, cfg.scale, cfg.patch, cfg.seed, degradation=cfg.degradation_config)
+    if cfg.stage == "degrid":
+        from srgan_core.upscale import Upscaler
+
+        teacher = Upscaler(cfg.teacher or cfg.init)
+        with tqdm(desc="teacher targets", unit="image", disable=not env.main, file=sys.stderr) as targets_bar:
+            def shown(done: int, total: int) -> None:
+                targets_bar.total = total
+                targets_bar.update(done - targets_bar.n)
+            data = TeacherPatchDataset(cfg.train_data, teacher.upscale, cfg.scale, cfg.patch, cfg.seed,
+                                       sigma=cfg.degrid_sigma, progress=shown)
+        del teacher
+    else:
+        data = PatchDataset(cfg.train_data, cfg.scale, cfg.patch, cfg.seed, degradation=cfg.degradation_config)
     if cfg.batch_size % env.world:
         raise ValueError(f"batch size {cfg.batch_size} must divide evenly over {env.world} processes")
     batch = make_batches(cfg, data, env)
@@ -538,8 +564,9 @@ def save_final(cfg: TrainConfig, run: Path, g: nn.Module, env: Dist, metrics: di
                      val_data=[f"DATA/{Path(p).name}" for p in cfg.val_data], out=f"runs/{run.name}")
     final = Generator(cfg.generator_config)
     final.load_state_dict({k: v.float().cpu() for k, v in g.state_dict().items()})
-    description = ("SRResNet trained with a pixel loss" if cfg.stage == "srresnet"
-                   else f"SRGAN: {cfg.content_loss} content + {cfg.adv_weight:g} x {cfg.gan_loss} adversarial")
+    description = {"srresnet": "SRResNet trained with a pixel loss",
+                   "degrid": f"{Path(cfg.teacher or cfg.init).name} taught its own output without its grid pattern",
+                   }.get(cfg.stage, f"SRGAN: {cfg.content_loss} content + {cfg.adv_weight:g} x {cfg.gan_loss} adversarial")
     if cfg.degradation == "realistic":
         description += ", on realistic degradations (blur, noise, JPEG): for camera and web photos"
     save_generator(final, run / "generator", name=run.name, description=description, training={
