@@ -155,11 +155,9 @@ class TeacherPatchDataset(PatchDataset):
         lr, target = self.pairs[index % len(self.pairs)]
         s, n = self.scale, self.patch // self.scale
         y, x = rng.randrange(lr.shape[0] - n + 1), rng.randrange(lr.shape[1] - n + 1)
+        # No flips or turns: G's invented texture is not the mirror image of its texture for the
+        # mirrored input, so a turned target would ask for other texture than the teacher's.
         lr, target = lr[y : y + n, x : x + n], target[s * y : s * (y + n), s * x : s * (x + n)]
-        if rng.random() < 0.5:
-            lr, target = lr[:, ::-1], target[:, ::-1]
-        k = rng.randrange(4)
-        lr, target = np.rot90(lr, k), np.rot90(target, k)
         return (to_tensor(Image.fromarray(np.ascontiguousarray(lr))),
                 torch.from_numpy(np.ascontiguousarray(target)).permute(2, 0, 1))
 

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import numpy as np
 
+DEGRID_MARGIN = 16  # px of each training patch's border left out of the degrid stage's loss: the
+# teacher saw the whole image, and there the patch's output depends on what lay beyond it
 DEGRID_SIGMA = 48.0  # px: how far the pattern's strength may be taken as constant; the band is 1/(2 pi sigma) wide
 
 

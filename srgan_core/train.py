@@ -41,7 +41,7 @@ from srgan_core import losses
 from srgan_core.checkpoint import latest_checkpoint, load_average, load_checkpoint, save_checkpoint
 from srgan_core.data import PatchDataset, TeacherPatchDataset, load_validation, to_image, to_tensor
 from srgan_core.degrade import PRESETS, DegradationConfig
-from srgan_core.degrid import DEGRID_SIGMA
+from srgan_core.degrid import DEGRID_MARGIN, DEGRID_SIGMA
 from srgan_core.distributed import Dist, StopRequest, setup_distributed, should_stop
 from srgan_core.metrics import psnr, ssim
 from srgan_core.models import Discriminator, DiscriminatorConfig, Generator, GeneratorConfig, icnr_
@@ -162,6 +162,9 @@ class TrainConfig:
             raise ValueError("fm_weight needs the SRGAN stage's discriminator (--stage srgan)")
         if self.stage == "degrid" and not (self.teacher or self.init):
             raise ValueError("the degrid stage learns a teacher's output: give --teacher (or --init)")
+        if self.stage == "degrid" and self.patch < 2 * DEGRID_MARGIN + 4 * self.scale:
+            raise ValueError(f"the degrid stage scores patches less a {DEGRID_MARGIN} px border; patch {self.patch} "
+                             f"is too small (at least {2 * DEGRID_MARGIN + 4 * self.scale})")
         if self.teacher and self.stage != "degrid":
             raise ValueError("--teacher is for the degrid stage (--stage degrid)")
         if not (math.isfinite(self.degrid_sigma) and self.degrid_sigma >= 1):
@@ -264,7 +267,11 @@ def train_step(m: Models, lr: torch.Tensor, hr: torch.Tensor, cfg: TrainConfig, 
     #     (+ grid_weight x the grid loss, gradient_weight x the gradient loss, spectrum_weight x the
     #     spectrum loss, shift_weight x the shift loss and fm_weight x D feature matching, when enabled).
     with amp:
-        content = losses.content_loss(sr.float(), hr, cfg.content_loss, m.vgg)
+        if cfg.stage == "degrid":  # the teacher saw the whole image; a patch's border cannot know what lay beyond
+            b = DEGRID_MARGIN
+            content = losses.content_loss(sr[..., b:-b, b:-b].float(), hr[..., b:-b, b:-b], cfg.content_loss, m.vgg)
+        else:
+            content = losses.content_loss(sr.float(), hr, cfg.content_loss, m.vgg)
         g_loss = content
         if cfg.grid_weight:
             grid_fn = losses.grid_loss if cfg.grid_kind == "cells" else losses.grid_peak_loss

@@ -4,6 +4,7 @@ import json
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 
 from srgan_core.data import TeacherPatchDataset
@@ -71,9 +72,14 @@ def test_teacher_patches_are_the_teachers_whole_image_output_cleaned_cut_where_i
     assert target_full.shape == (188, 248, 3) and target_full.dtype == np.float32
     gridded = np.asarray(teacher(Image.fromarray(lr_full)))
     assert periodicity((target_full * 255).round().astype(np.uint8)) < 0.5 * periodicity(gridded)
+    lr_tensor = torch.from_numpy(lr_full).permute(2, 0, 1).float() / 255
     for index in range(12):
         lr, target = data.item(0, index)
         assert lr.shape == (3, 8, 8) and target.shape == (3, 32, 32)
+        # cut from the LR the teacher saw, as it saw it: not mirrored or turned (its texture would not be)
+        if index % len(data.pairs) == 0:
+            windows = lr_tensor.unfold(1, 8, 1).unfold(2, 8, 1).permute(1, 2, 0, 3, 4)
+            assert ((windows - lr).abs().amax(dim=(2, 3, 4)) < 1e-6).any()
         # each target pixel is (the cleaned version of) its LR pixel, repeated 4 x 4: aligned, not off by a phase
         block_means = target.reshape(3, 8, 4, 8, 4).mean(dim=(2, 4))
         assert (block_means - lr).abs().mean() < 2.5 / 255
@@ -91,7 +97,7 @@ def test_degrid_stage_trains_on_the_teachers_targets_and_records_its_teacher(tmp
         Image.fromarray(photo(96, 128, seed=i).round().astype(np.uint8)).save(folder / f"p{i}.png")
     save_generator(Generator(GeneratorConfig(channels=8, blocks=1)), tmp_path / "gan")
     cfg = TrainConfig(stage="degrid", init=str(tmp_path / "gan"), train_data=[str(folder)], val_data=[str(folder)],
-                      out=str(tmp_path / "run"), channels=8, blocks=1, patch=32, batch_size=4, iterations=3, lr=1e-4,
+                      out=str(tmp_path / "run"), channels=8, blocks=1, patch=48, batch_size=4, iterations=3, lr=1e-4,
                       content_loss="l1", log_every=1, val_every=3, val_max_images=1, ckpt_every=3, threads=1)
     train(cfg)
     lines = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
@@ -103,5 +109,7 @@ def test_degrid_stage_trains_on_the_teachers_targets_and_records_its_teacher(tmp
         TrainConfig(stage="degrid", train_data=[str(folder)])
     with pytest.raises(ValueError, match="--teacher is for the degrid stage"):
         TrainConfig(stage="srresnet", teacher=str(tmp_path / "gan"))
+    with pytest.raises(ValueError, match="patch 32 is too small"):
+        TrainConfig(stage="degrid", init=str(tmp_path / "gan"), patch=32)
     with pytest.raises(ValueError, match="degrid_sigma"):
         TrainConfig(stage="degrid", init=str(tmp_path / "gan"), degrid_sigma=float("nan"))
