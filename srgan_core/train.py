@@ -576,7 +576,7 @@ def save_final(cfg: TrainConfig, run: Path, g: nn.Module, env: Dist, metrics: di
                    }.get(cfg.stage, f"SRGAN: {cfg.content_loss} content + {cfg.adv_weight:g} x {cfg.gan_loss} adversarial")
     if cfg.degradation == "realistic":
         description += ", on realistic degradations (blur, noise, JPEG): for camera and web photos"
-    save_generator(final, run / "generator", name=run.name, description=description, training={
+    training = {
         "stage": cfg.stage,
         "data": [Path(p).name for p in cfg.train_data],
         "validation": [Path(p).name for p in cfg.val_data],
@@ -589,7 +589,14 @@ def save_final(cfg: TrainConfig, run: Path, g: nn.Module, env: Dist, metrics: di
         "wall_time_s": round(sum_wall_time(run), 1),
         "hardware": f"{hardware()} x {env.world} process(es)",
         "command": "python -m srgan_core train " + config_to_flags(recipe),
-    }, metrics=metrics)
+    }
+    if cfg.stage == "degrid":  # what it learnt from: the teacher's own record, so the chain can be re-run
+        from srgan_core.weights import load_generator
+
+        taught_by = load_generator(cfg.teacher or cfg.init).meta.get("training") or {}
+        training["teacher"] = {k: taught_by[k] for k in ("stage", "iterations", "wall_time_s", "command", "teacher")
+                               if k in taught_by}
+    save_generator(final, run / "generator", name=run.name, description=description, training=training, metrics=metrics)
 
 
 def sum_wall_time(run: Path) -> float:

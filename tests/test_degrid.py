@@ -95,7 +95,8 @@ def test_degrid_stage_trains_on_the_teachers_targets_and_records_its_teacher(tmp
     folder.mkdir()
     for i in range(2):
         Image.fromarray(photo(96, 128, seed=i).round().astype(np.uint8)).save(folder / f"p{i}.png")
-    save_generator(Generator(GeneratorConfig(channels=8, blocks=1)), tmp_path / "gan")
+    save_generator(Generator(GeneratorConfig(channels=8, blocks=1)), tmp_path / "gan",
+                   training={"stage": "srgan", "iterations": 800, "command": "python -m srgan_core train --stage srgan"})
     cfg = TrainConfig(stage="degrid", init=str(tmp_path / "gan"), train_data=[str(folder)], val_data=[str(folder)],
                       out=str(tmp_path / "run"), channels=8, blocks=1, patch=48, batch_size=4, iterations=3, lr=1e-4,
                       content_loss="l1", log_every=1, val_every=3, val_max_images=1, ckpt_every=3, threads=1)
@@ -105,6 +106,7 @@ def test_degrid_stage_trains_on_the_teachers_targets_and_records_its_teacher(tmp
     sidecar = json.loads((tmp_path / "run" / "generator.json").read_text())
     assert sidecar["training"]["stage"] == "degrid" and "without its grid pattern" in sidecar["description"]
     assert "--stage degrid" in sidecar["training"]["command"]
+    assert sidecar["training"]["teacher"] == {"stage": "srgan", "iterations": 800, "command": "python -m srgan_core train --stage srgan"}
     with pytest.raises(ValueError, match="give --teacher"):
         TrainConfig(stage="degrid", train_data=[str(folder)])
     with pytest.raises(ValueError, match="--teacher is for the degrid stage"):
