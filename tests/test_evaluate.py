@@ -51,9 +51,9 @@ def test_bicubic_on_set5_reports_every_score(bicubic_set5):
 
 
 def test_bundled_models_rank_as_the_paper_says(data_dir, bicubic_set5):
-    """SRResNet: higher PSNR; SRGAN: more detail, more natural (NIQE), and a little more grid than
-    SRResNet, far less than the earlier bundled SRGANs (Set5 grid: bicubic 1.4, srresnet_x4 1.6,
-    srgan_x4 2.1; the previous srgan_x4 scored 8.4, the first 65)."""
+    """SRResNet: higher PSNR; SRGAN: more detail, more natural (NIQE), and a grid within the goal
+    of 2, far below the earlier bundled SRGANs' (Set5 grid: bicubic 1.4, srresnet_x4 1.6,
+    srgan_x4 1.2; the previous srgan_x4 scored 2.1, the one before 8.4, the first 65)."""
     from srgan_core.upscale import Upscaler
 
     srresnet = evaluate(data_dir / "Set5", Upscaler(_bundled("srresnet_x4")).upscale, 4, "srresnet_x4")
@@ -62,7 +62,7 @@ def test_bundled_models_rank_as_the_paper_says(data_dir, bicubic_set5):
     assert srresnet.psnr > srgan.psnr > bicubic.psnr + 0.5  # the SRGAN goal's floor: bicubic + 0.5 dB
     assert srgan.detail > srresnet.detail > bicubic.detail
     assert bicubic.niqe > srresnet.niqe > srgan.niqe
-    assert bicubic.grid < 2 and srresnet.grid < srgan.grid < 3
+    assert bicubic.grid < 2 and srresnet.grid < 2 and srgan.grid < 2
 
 
 def test_score_image_of_the_photo_itself_and_of_a_small_image():
