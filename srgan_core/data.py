@@ -121,7 +121,6 @@ class PatchDataset:
         return to_tensor(Image.fromarray(lr)), to_tensor(Image.fromarray(hr))
 
 
-
 class TeacherPatchDataset(PatchDataset):
     """(LR, target) training patches whose target is a teacher generator's output for the whole
     image with its grid pattern removed (`degrid.remove_grid`), not the HR photo.

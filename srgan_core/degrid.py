@@ -6,7 +6,7 @@ only because over a whole photo it adds up at exactly the multiples of 1/scale c
 while texture does not. So the losses that look for it patch by patch (`losses.grid_peak_loss`)
 see mostly the photo's own texture. This module takes the other way round: it finds the pattern
 where it can be found, in a generator's output for a whole image, and removes it; `train
---teacher` then teaches the generator its own output without it, patch by patch.
+--stage degrid` then teaches the generator its own output without it, patch by patch.
 """
 from __future__ import annotations
 

@@ -165,6 +165,9 @@ class TrainConfig:
         if self.stage == "degrid" and self.patch < 2 * DEGRID_MARGIN + 4 * self.scale:
             raise ValueError(f"the degrid stage scores patches less a {DEGRID_MARGIN} px border; patch {self.patch} "
                              f"is too small (at least {2 * DEGRID_MARGIN + 4 * self.scale})")
+        if self.stage == "degrid" and self.degradation != "bicubic":
+            raise ValueError("the degrid stage learns the teacher's output for clean bicubic LR; it cannot go with "
+                             "--degradation realistic")
         if self.teacher and self.stage != "degrid":
             raise ValueError("--teacher is for the degrid stage (--stage degrid)")
         if not (math.isfinite(self.degrid_sigma) and self.degrid_sigma >= 1):

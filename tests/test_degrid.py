@@ -113,5 +113,7 @@ def test_degrid_stage_trains_on_the_teachers_targets_and_records_its_teacher(tmp
         TrainConfig(stage="srresnet", teacher=str(tmp_path / "gan"))
     with pytest.raises(ValueError, match="patch 32 is too small"):
         TrainConfig(stage="degrid", init=str(tmp_path / "gan"), patch=32)
+    with pytest.raises(ValueError, match="cannot go with --degradation realistic"):
+        TrainConfig(stage="degrid", init=str(tmp_path / "gan"), degradation="realistic")
     with pytest.raises(ValueError, match="degrid_sigma"):
         TrainConfig(stage="degrid", init=str(tmp_path / "gan"), degrid_sigma=float("nan"))

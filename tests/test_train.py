@@ -42,6 +42,15 @@ def tiny(images: Path, out: Path, **kw) -> TrainConfig:
     return TrainConfig(**base)
 
 
+def trains_with(images: Path, out: Path, loss: str, weight: float) -> None:
+    """A tiny real run with `{loss}_weight` set: every G step logs a positive `{loss}_loss`, and
+    config.json records the weight (so the flag reproduces the run)."""
+    train(tiny(images, out, **{f"{loss}_weight": weight}))
+    lines = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    assert all(line[f"{loss}_loss"] > 0 for line in lines if "g_loss" in line)
+    assert json.loads((out / "config.json").read_text())[f"{loss}_weight"] == weight
+
+
 def test_dataset_skips_small_and_unreadable_files_with_a_warning(images):
     with pytest.warns(UserWarning) as record:
         data = PatchDataset([images], scale=4, patch=32)
@@ -483,10 +492,7 @@ def test_gradient_loss_asks_for_the_photos_edge_strength_wherever_its_edges_fall
     losses.gradient_loss(sr, hr).backward()
     assert torch.isfinite(sr.grad).all() and sr.grad.abs().sum() > 0  # finite where the input is flat
 
-    train(tiny(images, tmp_path / "grad", gradient_weight=0.5))
-    lines = [json.loads(line) for line in (tmp_path / "grad" / "metrics.jsonl").read_text().splitlines()]
-    assert all(line["gradient_loss"] > 0 for line in lines if "g_loss" in line)
-    assert json.loads((tmp_path / "grad" / "config.json").read_text())["gradient_weight"] == 0.5
+    trains_with(images, tmp_path / "grad", "gradient", 0.5)
     with pytest.raises(ValueError, match="gradient_weight"):
         tiny(images, tmp_path / "x", gradient_weight=float("nan"))
 
@@ -515,10 +521,7 @@ def test_spectrum_loss_asks_for_the_photos_texture_and_not_any_pattern_of_its_ed
     losses.spectrum_loss(sr, hr).backward()
     assert torch.isfinite(sr.grad).all() and sr.grad.abs().sum() > 0
 
-    train(tiny(images, tmp_path / "spec", spectrum_weight=20.0))
-    lines = [json.loads(line) for line in (tmp_path / "spec" / "metrics.jsonl").read_text().splitlines()]
-    assert all(line["spectrum_loss"] > 0 for line in lines if "g_loss" in line)
-    assert json.loads((tmp_path / "spec" / "config.json").read_text())["spectrum_weight"] == 20.0
+    trains_with(images, tmp_path / "spec", "spectrum", 20.0)
     with pytest.raises(ValueError, match="spectrum_weight"):
         tiny(images, tmp_path / "x", spectrum_weight=-1.0)
     with pytest.raises(ValueError, match="16x16"):
@@ -564,10 +567,7 @@ def test_shift_loss_charges_a_pattern_locked_to_the_output_grid_and_not_texture_
     losses.shift_loss(sr + output(torch.zeros_like(hr), pattern), dy, dx).backward()
     assert torch.isfinite(sr.grad).all() and sr.grad.abs().sum() > 0
 
-    train(tiny(images, tmp_path / "shift", shift_weight=2.0))
-    lines = [json.loads(line) for line in (tmp_path / "shift" / "metrics.jsonl").read_text().splitlines()]
-    assert all(line["shift_loss"] > 0 for line in lines if "g_loss" in line)
-    assert json.loads((tmp_path / "shift" / "config.json").read_text())["shift_weight"] == 2.0
+    trains_with(images, tmp_path / "shift", "shift", 2.0)
     with pytest.raises(ValueError, match="shift_weight"):
         tiny(images, tmp_path / "x", shift_weight=float("inf"))
     with pytest.raises(ValueError, match="patch 24 is too small"):
