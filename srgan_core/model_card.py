@@ -95,6 +95,10 @@ def _plain(key: str, value: object) -> tuple[str, str] | None:
 def facts(training: dict) -> str:
     """A sidecar's training record as a Markdown list, and the command that made it."""
     lines = [f"- {k}: {v}" for k, v in filter(None, (_plain(k, v) for k, v in training.items()))]
+    teacher = training.get("teacher")
+    if isinstance(teacher, dict) and teacher.get("command"):
+        # a distilled model (the degrid stage) is only reproducible with its teacher's command too
+        lines.append(f"\nIts teacher ({teacher.get('stage', 'an earlier')} stage) was made with:\n\n```\n{teacher['command']}\n```")
     if training.get("command"):
         lines.append(f"\nMade with:\n\n```\n{training['command']}\n```")
     return "\n".join(lines)

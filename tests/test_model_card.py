@@ -66,6 +66,14 @@ def test_staged_and_blended_training_records_read_as_words():
     assert malformed == "- training steps: 10"  # entries a sidecar from elsewhere got wrong are left out
 
 
+def test_a_distilled_models_card_gives_its_teachers_command_before_its_own():
+    text = model_card.facts({"stage": "degrid", "command": "python -m srgan_core train --stage degrid",
+                             "teacher": {"stage": "srgan", "command": "python -m srgan_core train --stage srgan"}})
+    assert "Its teacher (srgan stage) was made with:" in text
+    assert text.index("--stage srgan") < text.index("--stage degrid")
+    assert "teacher" not in model_card.facts({"command": "x", "teacher": {"stage": "srgan"}})  # no command, no block
+
+
 def test_no_niqe_column_without_niqe(folder, monkeypatch, tmp_path_factory):
     other = tmp_path_factory.mktemp("w")
     save_generator(Generator(GeneratorConfig(channels=8, blocks=1)), other / "srgan_x4", metrics={"Set5": {"psnr": 20.0, "ssim": 0.5}})
