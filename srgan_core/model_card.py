@@ -95,10 +95,16 @@ def _plain(key: str, value: object) -> tuple[str, str] | None:
 def facts(training: dict) -> str:
     """A sidecar's training record as a Markdown list, and the command that made it."""
     lines = [f"- {k}: {v}" for k, v in filter(None, (_plain(k, v) for k, v in training.items()))]
-    teacher = training.get("teacher")
-    if isinstance(teacher, dict) and teacher.get("command"):
-        # a distilled model (the degrid stage) is only reproducible with its teacher's command too
-        lines.append(f"\nIts teacher ({teacher.get('stage', 'an earlier')} stage) was made with:\n\n```\n{teacher['command']}\n```")
+    # a distilled model (the degrid stage) is only reproducible with its teachers' commands too,
+    # oldest first: a second degrid pass was taught by a first, which was taught by the SRGAN stage
+    teachers, teacher = [], training.get("teacher")
+    while isinstance(teacher, dict) and len(teachers) < 8:
+        if teacher.get("command"):
+            teachers.append(teacher)
+        teacher = teacher.get("teacher")
+    for i, t in enumerate(reversed(teachers)):
+        who = "Its teacher" if len(teachers) == 1 else f"Teacher {i + 1} of {len(teachers)}"
+        lines.append(f"\n{who} ({t.get('stage', 'an earlier')} stage) was made with:\n\n```\n{t['command']}\n```")
     if training.get("command"):
         lines.append(f"\nMade with:\n\n```\n{training['command']}\n```")
     return "\n".join(lines)

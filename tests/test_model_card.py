@@ -72,6 +72,10 @@ def test_a_distilled_models_card_gives_its_teachers_command_before_its_own():
     assert "Its teacher (srgan stage) was made with:" in text
     assert text.index("--stage srgan") < text.index("--stage degrid")
     assert "teacher" not in model_card.facts({"command": "x", "teacher": {"stage": "srgan"}})  # no command, no block
+    second_pass = model_card.facts({"stage": "degrid", "command": "pass 2", "teacher": {
+        "stage": "degrid", "command": "pass 1", "teacher": {"stage": "srgan", "command": "the GAN"}}})
+    assert "Teacher 1 of 2 (srgan stage)" in second_pass and "Teacher 2 of 2 (degrid stage)" in second_pass
+    assert second_pass.index("the GAN") < second_pass.index("pass 1") < second_pass.index("pass 2")
 
 
 def test_no_niqe_column_without_niqe(folder, monkeypatch, tmp_path_factory):
