@@ -98,7 +98,7 @@ def facts(training: dict) -> str:
     # a distilled model (the degrid stage) is only reproducible with its teachers' commands too,
     # oldest first: a second degrid pass was taught by a first, which was taught by the SRGAN stage
     teachers, teacher = [], training.get("teacher")
-    while isinstance(teacher, dict) and len(teachers) < 8:
+    while isinstance(teacher, dict):  # a sidecar is JSON, so the chain ends
         if teacher.get("command"):
             teachers.append(teacher)
         teacher = teacher.get("teacher")
