@@ -66,6 +66,16 @@ def _read_rgb(path: Path) -> Image.Image | None:
         return None
 
 
+def edge_energy(rgb: np.ndarray) -> float:
+    """Mean absolute difference between neighbouring pixels of the luma: how much texture a crop holds.
+
+    What `--texture-tries` ranks candidate crops by. Cheap on purpose (it runs for every patch),
+    and on the same BT.601 luma the scores are taken on.
+    """
+    y = rgb[..., :3].astype(np.float32) @ np.array([0.257, 0.504, 0.098], dtype=np.float32)
+    return float(np.abs(np.diff(y, axis=0)).mean() + np.abs(np.diff(y, axis=1)).mean())
+
+
 class PatchDataset:
     """Random (LR, HR) training patches from image folders, held in memory.
 
@@ -75,11 +85,14 @@ class PatchDataset:
     """
 
     def __init__(self, folders: list[str | Path], scale: int = 4, patch: int = 96, seed: int = 0, repeat: int = 1,
-                 degradation: DegradationConfig | None = None):
+                 degradation: DegradationConfig | None = None, texture_tries: int = 1):
         if patch % scale:
             raise ValueError(f"HR patch size {patch} must be a multiple of the scale {scale}")
         self.scale, self.patch, self.seed, self.repeat = scale, patch, seed, repeat
         self.degradation = degradation  # None: clean bicubic, the papers' convention
+        if texture_tries < 1:
+            raise ValueError(f"texture_tries must be 1 or more, got {texture_tries}")
+        self.texture_tries = texture_tries
         self.epoch = 0
         self.images: list[np.ndarray] = []
         for path in list_images(folders):
@@ -107,8 +120,11 @@ class PatchDataset:
         rng = random.Random(hash((self.seed, epoch, index)))
         hr = self.images[index % len(self.images)]
         h, w, _ = hr.shape
-        y, x = rng.randrange(h - self.patch + 1), rng.randrange(w - self.patch + 1)
-        hr = hr[y : y + self.patch, x : x + self.patch]
+        crops = []
+        for _ in range(self.texture_tries):
+            y, x = rng.randrange(h - self.patch + 1), rng.randrange(w - self.patch + 1)
+            crops.append(hr[y : y + self.patch, x : x + self.patch])
+        hr = max(crops, key=edge_energy) if len(crops) > 1 else crops[0]
         if rng.random() < 0.5:
             hr = hr[:, ::-1]
         hr = np.rot90(hr, rng.randrange(4))

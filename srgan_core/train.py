@@ -71,6 +71,8 @@ class TrainConfig:
                             "the paper; the network then learns only the missing detail and converges faster)")
     icnr: bool = _f(False, "ICNR initialisation of the sub-pixel convolutions (no checkerboard at the start)")
     patch: int = _f(96, "HR crop size in pixels (paper: 96); images smaller than this are skipped")
+    texture_tries: int = _f(1, "cut N random crops for each patch and train on the one with the most edge energy "
+                            "(data.edge_energy): more of each batch where the photos have texture; 1 = uniform crops")
     batch_size: int = _f(16, "global batch size, split over processes under torchrun")
     iterations: int = _f(100_000, "total iterations (also sets the cosine learning-rate schedule)")
     lr: float = _f(1e-4, "Adam learning rate at the start (paper: 1e-4)")
@@ -141,7 +143,8 @@ class TrainConfig:
             choices = TrainConfig.__dataclass_fields__[name].metadata["choices"]
             if getattr(self, name) not in choices:
                 raise ValueError(f"{name.replace('_', ' ')} must be one of {', '.join(choices)}, got {getattr(self, name)!r}")
-        for name in ("iterations", "batch_size", "patch", "log_every", "val_every", "ckpt_every", "average_every"):
+        for name in ("iterations", "batch_size", "patch", "texture_tries", "log_every", "val_every", "ckpt_every",
+                     "average_every"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
         if not (self.lr > 0 and self.lr_min > 0 and math.isfinite(self.lr) and math.isfinite(self.lr_min)):
@@ -507,7 +510,8 @@ def train(cfg: TrainConfig, resume: bool = False) -> dict:
                                        sigma=cfg.degrid_sigma, progress=shown)
         del teacher
     else:
-        data = PatchDataset(cfg.train_data, cfg.scale, cfg.patch, cfg.seed, degradation=cfg.degradation_config)
+        data = PatchDataset(cfg.train_data, cfg.scale, cfg.patch, cfg.seed, degradation=cfg.degradation_config,
+                            texture_tries=cfg.texture_tries)
     if cfg.batch_size % env.world:
         raise ValueError(f"batch size {cfg.batch_size} must divide evenly over {env.world} processes")
     batch = make_batches(cfg, data, env)

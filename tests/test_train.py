@@ -12,7 +12,7 @@ from PIL import Image
 from safetensors.torch import load_file
 
 from srgan_core.cli import main
-from srgan_core.data import PatchDataset
+from srgan_core.data import PatchDataset, edge_energy
 from srgan_core.flags import config_to_flags
 from srgan_core.train import TrainConfig, learning_rate, train
 
@@ -64,6 +64,27 @@ def test_dataset_skips_small_and_unreadable_files_with_a_warning(images):
     assert (again[1] == hr).all()  # item i of an epoch is fixed
     data.set_epoch(1)
     assert not (data[3][1] == hr).all()  # and changes from epoch to epoch
+
+
+def test_texture_tries_picks_the_most_textured_crop(tmp_path):
+    """One image, flat on the left half and noise on the right: with many tries nearly every
+    patch lands in the noise; with one try (the default) crops stay uniform, as before."""
+    rng = np.random.default_rng(1)
+    img = np.full((64, 256, 3), 128, np.uint8)
+    img[:, 128:] = rng.integers(0, 256, (64, 128, 3), dtype=np.uint8)
+    Image.fromarray(img).save(tmp_path / "half.png")
+    uniform = PatchDataset([tmp_path], scale=4, patch=32, seed=0, repeat=64)
+    picky = PatchDataset([tmp_path], scale=4, patch=32, seed=0, repeat=64, texture_tries=8)
+    energy = lambda data: [edge_energy((data[i][1].permute(1, 2, 0).numpy() * 255)) for i in range(len(data))]
+    flat = lambda values: sum(v < 1.0 for v in values)  # patches wholly in the flat half
+    assert flat(energy(uniform)) >= 10  # about 3/8 of 64 uniform crops fall in the flat part
+    assert flat(energy(picky)) == 0
+    assert np.mean(energy(picky)) > 1.5 * np.mean(energy(uniform))
+    assert (picky[5][1] == picky[5][1]).all() and (picky[5][0] == picky[5][0]).all()  # still deterministic
+    with pytest.raises(ValueError, match="texture_tries"):
+        PatchDataset([tmp_path], scale=4, patch=32, texture_tries=0)
+    with pytest.raises(ValueError, match="texture_tries"):
+        TrainConfig(texture_tries=0)
 
 
 @pytest.mark.filterwarnings("ignore::UserWarning")
