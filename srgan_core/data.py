@@ -18,6 +18,7 @@ from PIL import Image
 from srgan_core import degrade
 from srgan_core.degrade import DegradationConfig
 from srgan_core.degrid import DEGRID_SIGMA, remove_grid
+from srgan_core.metrics import rgb_to_y
 
 
 def modcrop(image: Image.Image, scale: int) -> Image.Image:
@@ -66,13 +67,16 @@ def _read_rgb(path: Path) -> Image.Image | None:
         return None
 
 
+MAX_TEXTURE_TRIES = 64  # candidate crops per patch; beyond this the choice is the same, only slower
+
+
 def edge_energy(rgb: np.ndarray) -> float:
     """Mean absolute difference between neighbouring pixels of the luma: how much texture a crop holds.
 
-    What `--texture-tries` ranks candidate crops by. Cheap on purpose (it runs for every patch),
-    and on the same BT.601 luma the scores are taken on.
+    What `--texture-tries` ranks candidate crops by. Cheap on purpose (it runs for every candidate
+    crop), and on the BT.601 luma the scores are taken on (`metrics.rgb_to_y`).
     """
-    y = rgb[..., :3].astype(np.float32) @ np.array([0.257, 0.504, 0.098], dtype=np.float32)
+    y = rgb_to_y(rgb)
     return float(np.abs(np.diff(y, axis=0)).mean() + np.abs(np.diff(y, axis=1)).mean())
 
 
@@ -90,8 +94,8 @@ class PatchDataset:
             raise ValueError(f"HR patch size {patch} must be a multiple of the scale {scale}")
         self.scale, self.patch, self.seed, self.repeat = scale, patch, seed, repeat
         self.degradation = degradation  # None: clean bicubic, the papers' convention
-        if texture_tries < 1:
-            raise ValueError(f"texture_tries must be 1 or more, got {texture_tries}")
+        if not 1 <= texture_tries <= MAX_TEXTURE_TRIES:
+            raise ValueError(f"texture_tries must be from 1 to {MAX_TEXTURE_TRIES}, got {texture_tries}")
         self.texture_tries = texture_tries
         self.epoch = 0
         self.images: list[np.ndarray] = []

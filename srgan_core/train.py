@@ -39,7 +39,7 @@ from torch.nn.parallel import DistributedDataParallel
 
 from srgan_core import losses
 from srgan_core.checkpoint import latest_checkpoint, load_average, load_checkpoint, save_checkpoint
-from srgan_core.data import PatchDataset, TeacherPatchDataset, load_validation, to_image, to_tensor
+from srgan_core.data import MAX_TEXTURE_TRIES, PatchDataset, TeacherPatchDataset, load_validation, to_image, to_tensor
 from srgan_core.degrade import PRESETS, DegradationConfig
 from srgan_core.degrid import DEGRID_MARGIN, DEGRID_SIGMA
 from srgan_core.distributed import Dist, StopRequest, setup_distributed, should_stop
@@ -147,6 +147,8 @@ class TrainConfig:
                      "average_every"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
+        if self.texture_tries > MAX_TEXTURE_TRIES:
+            raise ValueError(f"texture_tries must be from 1 to {MAX_TEXTURE_TRIES}, got {self.texture_tries}")
         if not (self.lr > 0 and self.lr_min > 0 and math.isfinite(self.lr) and math.isfinite(self.lr_min)):
             raise ValueError(f"learning rates must be positive and finite, got lr={self.lr}, lr_min={self.lr_min}")
         for name in ("adv_weight", "grid_weight", "fm_weight", "gradient_weight", "spectrum_weight",

@@ -85,6 +85,8 @@ def test_texture_tries_picks_the_most_textured_crop(tmp_path):
         PatchDataset([tmp_path], scale=4, patch=32, texture_tries=0)
     with pytest.raises(ValueError, match="texture_tries"):
         TrainConfig(texture_tries=0)
+    with pytest.raises(ValueError, match="texture_tries must be from 1 to 64, got 1000000"):
+        TrainConfig(texture_tries=1_000_000)  # absurd: refused up front, not a run that crawls
 
 
 @pytest.mark.filterwarnings("ignore::UserWarning")
