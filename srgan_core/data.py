@@ -152,7 +152,7 @@ class TeacherPatchDataset(PatchDataset):
     """
 
     def __init__(self, folders: list[str | Path], teacher: Callable[[Image.Image], Image.Image], scale: int = 4,
-                 patch: int = 96, seed: int = 0, repeat: int = 1, sigma: float = DEGRID_SIGMA,
+                 patch: int = 96, seed: int = 0, repeat: int = 1, sigma: float = DEGRID_SIGMA, gain: float = 1.0,
                  progress: Callable[[int, int], None] | None = None):
         super().__init__(folders, scale, patch, seed, repeat)
         self.pairs: list[tuple[np.ndarray, np.ndarray]] = []
@@ -163,7 +163,7 @@ class TeacherPatchDataset(PatchDataset):
             if out.shape != (h, w, 3):
                 raise ValueError(f"the teacher turned a {lr.shape[1]}x{lr.shape[0]} LR image into "
                                  f"{out.shape[1]}x{out.shape[0]}, not {w}x{h}: it must upscale by {scale}")
-            target = (remove_grid(out, scale, sigma) / 255.0).clip(0.0, 1.0).astype(np.float32)
+            target = (remove_grid(out, scale, sigma, gain) / 255.0).clip(0.0, 1.0).astype(np.float32)
             self.pairs.append((lr, target))
             if progress is not None:
                 progress(i + 1, len(self.images))

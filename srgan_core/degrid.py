@@ -10,6 +10,8 @@ where it can be found, in a generator's output for a whole image, and removes it
 """
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 DEGRID_MARGIN = 16  # px of each training patch's border left out of the degrid stage's loss: the
@@ -39,9 +41,13 @@ def grid_band(height: int, width: int, scale: int = 4, sigma: float = DEGRID_SIG
     return np.minimum(band, 1.0)
 
 
-def remove_grid(image: np.ndarray, scale: int = 4, sigma: float = DEGRID_SIGMA) -> np.ndarray:
+def remove_grid(image: np.ndarray, scale: int = 4, sigma: float = DEGRID_SIGMA, gain: float = 1.0) -> np.ndarray:
     """`image` (H x W x C, any range) without its fine texture's components at the output grid's
     frequencies: float64, the same size.
+
+    `gain` above 1 takes away more than the pattern, so that it comes back with its sign turned:
+    a target for a student that starts from the teacher and, in one pass, learns only part of the
+    way to it. 1 is the plain removal; 0 leaves the image as it is.
 
     The fine texture is the image less a Gaussian blur of 2 px, as in the grid measure, so that
     the edges of the image, which a periodic FFT would see as a jump, stay out of it. The photo's
@@ -54,6 +60,8 @@ def remove_grid(image: np.ndarray, scale: int = 4, sigma: float = DEGRID_SIGMA) 
     if image.ndim != 3:
         raise ValueError(f"remove_grid needs an H x W x C image, got shape {image.shape}")
     h, w = image.shape[:2]
+    if not (math.isfinite(gain) and 0.0 <= gain <= 4.0):
+        raise ValueError(f"gain must be between 0 and 4, got {gain}")
     if h % scale or w % scale:
         raise ValueError(f"image of {w}x{h} px: both sides must be multiples of the scale {scale}, "
                          "so that the grid frequencies fall on FFT bins")
@@ -62,5 +70,5 @@ def remove_grid(image: np.ndarray, scale: int = 4, sigma: float = DEGRID_SIGMA) 
     for c in range(image.shape[2]):
         x = image[..., c]
         texture = x - ndimage.gaussian_filter(x, 2.0, mode="reflect")
-        out[..., c] = x - np.real(np.fft.ifft2(np.fft.fft2(texture) * band))
+        out[..., c] = x - gain * np.real(np.fft.ifft2(np.fft.fft2(texture) * band))
     return out

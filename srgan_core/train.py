@@ -109,6 +109,9 @@ class TrainConfig:
                       "(degrid.remove_grid), is the target instead of the HR; default: --init")
     degrid_sigma: float = _f(DEGRID_SIGMA, "degrid: px over which the pattern's strength is taken as constant; "
                              "the band removed around each grid frequency is 1/(2 pi sigma) cycles/px wide")
+    degrid_gain: float = _f(1.0, "degrid: how much of the found pattern the target takes away: 1 = all of it; "
+                            "above 1 the target carries it with its sign turned, so that a student which learns "
+                            "part of the way in one pass goes further (0-4)")
     d_shift_each: bool = _f(False, "with --d-shift: a fresh offset for every patch instead of one per step, so "
                             "each step's push through D's strided convs lands on all sub-pixel phases at once")
     ema: float = _f(0.0, "keep an exponential moving average of the generator's weights with this decay "
@@ -177,6 +180,10 @@ class TrainConfig:
             raise ValueError("--teacher is for the degrid stage (--stage degrid)")
         if not (math.isfinite(self.degrid_sigma) and self.degrid_sigma >= 1):
             raise ValueError(f"degrid_sigma must be at least 1 px, got {self.degrid_sigma}")
+        if not (math.isfinite(self.degrid_gain) and 0.0 <= self.degrid_gain <= 4.0):
+            raise ValueError(f"degrid_gain must be between 0 and 4, got {self.degrid_gain}")
+        if self.degrid_gain != 1.0 and self.stage != "degrid":
+            raise ValueError("--degrid-gain is for the degrid stage (--stage degrid)")
         if self.freeze_upsampler and not self.init:
             raise ValueError("freeze_upsampler keeps the upsampling stages of the --init weights; give --init")
         if self.spectrum_weight and self.patch < losses.SPECTRUM_TILE:
@@ -509,7 +516,7 @@ def train(cfg: TrainConfig, resume: bool = False) -> dict:
                 targets_bar.total = total
                 targets_bar.update(done - targets_bar.n)
             data = TeacherPatchDataset(cfg.train_data, teacher.upscale, cfg.scale, cfg.patch, cfg.seed,
-                                       sigma=cfg.degrid_sigma, progress=shown)
+                                       sigma=cfg.degrid_sigma, gain=cfg.degrid_gain, progress=shown)
         del teacher
     else:
         data = PatchDataset(cfg.train_data, cfg.scale, cfg.patch, cfg.seed, degradation=cfg.degradation_config,

@@ -48,8 +48,22 @@ def test_remove_grid_takes_the_pattern_off_a_photo_and_leaves_the_photo_alone():
     assert psnr(to8(remove_grid(clean)), to8(clean), 4) > 45
     with pytest.raises(ValueError, match="multiples of the scale 4"):
         remove_grid(np.zeros((30, 32, 3)))
+    with pytest.raises(ValueError, match="gain must be between 0 and 4"):
+        remove_grid(gridded, gain=float("nan"))
     with pytest.raises(ValueError, match="H x W x C"):
         remove_grid(np.zeros((32, 32)))
+
+
+def test_a_gain_above_one_turns_the_patterns_sign_and_zero_leaves_the_image_alone():
+    clean = photo()
+    gridded = with_grid(clean)
+    pattern = gridded - remove_grid(gridded)  # what the plain removal takes away
+    assert np.abs(pattern).mean() > 0.5
+    np.testing.assert_allclose(remove_grid(gridded, gain=0.0), gridded)
+    turned = remove_grid(gridded, gain=2.0) - remove_grid(gridded)
+    np.testing.assert_allclose(turned, -pattern, atol=1e-9)  # the pattern again, its sign turned
+    # so the target is as far from clean on the other side as the teacher is on this one
+    assert abs(np.abs(remove_grid(gridded, gain=2.0) - clean).mean() - np.abs(gridded - clean).mean()) < 0.2
 
 
 def test_teacher_patches_are_the_teachers_whole_image_output_cleaned_cut_where_its_input_was(tmp_path):
@@ -117,3 +131,7 @@ def test_degrid_stage_trains_on_the_teachers_targets_and_records_its_teacher(tmp
         TrainConfig(stage="degrid", init=str(tmp_path / "gan"), degradation="realistic")
     with pytest.raises(ValueError, match="degrid_sigma"):
         TrainConfig(stage="degrid", init=str(tmp_path / "gan"), degrid_sigma=float("nan"))
+    with pytest.raises(ValueError, match="degrid_gain must be between 0 and 4"):
+        TrainConfig(stage="degrid", init=str(tmp_path / "gan"), degrid_gain=5.0)
+    with pytest.raises(ValueError, match="--degrid-gain is for the degrid stage"):
+        TrainConfig(stage="srresnet", degrid_gain=2.0)
