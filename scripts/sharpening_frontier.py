@@ -41,10 +41,11 @@ def unsharp(g: np.ndarray, amount: float, sigma: float = 1.0) -> np.ndarray:
     return g + amount * (g - ndimage.gaussian_filter(g, (sigma, sigma, 0)))
 
 
-def back_project(sr: np.ndarray, lr: np.ndarray, steps: int = 5, scale: int = 4) -> np.ndarray:
+def back_project(sr: np.ndarray, lr: np.ndarray, steps: int = 5) -> np.ndarray:
     """Add the bicubic-upscaled error of the output's own shrink, `steps` times (Irani and Peleg's
     iterative back-projection): the output then agrees with the LR it came from."""
     h, w = sr.shape[:2]
+    scale = h // lr.shape[0]
     for _ in range(steps):
         error = lr - downscale(sr, scale, "bicubic")
         sr = sr + np.stack([np.asarray(Image.fromarray(error[..., c].astype(np.float32), "F")
@@ -64,10 +65,14 @@ VARIANTS: dict[str, Post] = {
 
 def frontier(folder: str | Path, psnr_model: str = "srresnet_x4", gan_model: str = "srgan_x4",
              variants: dict[str, Post] = VARIANTS) -> list[dict]:
-    """One row per variant: mean PSNR and detail, median grid, over the folder's images (Y, 4 px border)."""
+    """One row per variant: mean PSNR and detail, median grid, over the folder's images (Y, a
+    border of `scale` px). ValueError for a pair of models of different scales."""
     r_up, g_up = Upscaler(psnr_model), Upscaler(gan_model)
+    scale = g_up.scale
+    if r_up.scale != scale:
+        raise ValueError(f"{psnr_model} upscales x{r_up.scale} and {gan_model} x{scale}: they must match")
     outputs = []
-    for _, lr, hr in load_validation(folder, 4):
+    for _, lr, hr in load_validation(folder, scale):  # raises for a missing folder or one without images
         as_float = lambda im: np.asarray(im.convert("RGB"), dtype=np.float64)
         outputs.append((as_float(lr), as_float(r_up.upscale(lr)), as_float(g_up.upscale(lr)), hr))
     rows = []
@@ -75,10 +80,10 @@ def frontier(folder: str | Path, psnr_model: str = "srresnet_x4", gan_model: str
         p, d, grid = [], [], []
         for lr, r, g, hr in outputs:
             sr = Image.fromarray(np.clip(np.round(post(lr, r, g)), 0, 255).astype(np.uint8))
-            p.append(psnr(sr, hr, 4))
+            p.append(psnr(sr, hr, scale))
             d.append(detail_ratio(sr, hr))
             try:
-                grid.append(grid_ratio(sr, hr, 4))
+                grid.append(grid_ratio(sr, hr, scale))
             except ValueError:  # too small for the grid measure
                 pass
         rows.append({"variant": name, "psnr": float(np.mean(p)), "detail": float(np.mean(d)),
@@ -92,8 +97,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--psnr-model", default="srresnet_x4", help="the PSNR model (weights name or path)")
     p.add_argument("--gan-model", default="srgan_x4", help="the GAN model (weights name or path)")
     args = p.parse_args(argv)
+    try:
+        rows = frontier(args.data, args.psnr_model, args.gan_model)
+    except (OSError, ValueError) as e:  # a missing folder, unknown or broken weights, mismatched models
+        p.exit(2, f"error: {e}\n")
     print(f"| {Path(args.data).name}: {args.gan_model} | PSNR | detail | grid |\n|---|---|---|---|")
-    for row in frontier(args.data, args.psnr_model, args.gan_model):
+    for row in rows:
         grid = "—" if row["grid"] is None else f"{row['grid']:.2f}"
         print(f"| {row['variant']} | {row['psnr']:.2f} | {row['detail']:.3f} | {grid} |")
     return 0

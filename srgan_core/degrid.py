@@ -16,6 +16,8 @@ import numpy as np
 
 DEGRID_MARGIN = 16  # px of each training patch's border left out of the degrid stage's loss: the
 # teacher saw the whole image, and there the patch's output depends on what lay beyond it
+DEGRID_MAX_GAIN = 4.0  # remove_grid's largest gain (the target then carries the pattern turned, 3 times as
+# strong): a guard against a slip of the keyboard, not a tuned limit
 DEGRID_SIGMA = 48.0  # px: how far the pattern's strength may be taken as constant; the band is 1/(2 pi sigma) wide
 
 
@@ -60,8 +62,8 @@ def remove_grid(image: np.ndarray, scale: int = 4, sigma: float = DEGRID_SIGMA, 
     if image.ndim != 3:
         raise ValueError(f"remove_grid needs an H x W x C image, got shape {image.shape}")
     h, w = image.shape[:2]
-    if not (math.isfinite(gain) and 0.0 <= gain <= 4.0):
-        raise ValueError(f"gain must be between 0 and 4, got {gain}")
+    if not (math.isfinite(gain) and 0.0 <= gain <= DEGRID_MAX_GAIN):
+        raise ValueError(f"gain must be between 0 and {DEGRID_MAX_GAIN:g}, got {gain}")
     if h % scale or w % scale:
         raise ValueError(f"image of {w}x{h} px: both sides must be multiples of the scale {scale}, "
                          "so that the grid frequencies fall on FFT bins")

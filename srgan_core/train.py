@@ -41,7 +41,7 @@ from srgan_core import losses
 from srgan_core.checkpoint import latest_checkpoint, load_average, load_checkpoint, save_checkpoint
 from srgan_core.data import MAX_TEXTURE_TRIES, PatchDataset, TeacherPatchDataset, load_validation, to_image, to_tensor
 from srgan_core.degrade import PRESETS, DegradationConfig
-from srgan_core.degrid import DEGRID_MARGIN, DEGRID_SIGMA
+from srgan_core.degrid import DEGRID_MARGIN, DEGRID_MAX_GAIN, DEGRID_SIGMA
 from srgan_core.distributed import Dist, StopRequest, setup_distributed, should_stop
 from srgan_core.metrics import psnr, ssim
 from srgan_core.models import Discriminator, DiscriminatorConfig, Generator, GeneratorConfig, icnr_
@@ -111,7 +111,7 @@ class TrainConfig:
                              "the band removed around each grid frequency is 1/(2 pi sigma) cycles/px wide")
     degrid_gain: float = _f(1.0, "degrid: how much of the found pattern the target takes away: 1 = all of it; "
                             "above 1 the target carries it with its sign turned, so that a student which learns "
-                            "part of the way in one pass goes further (0-4)")
+                            f"part of the way in one pass goes further (0-{DEGRID_MAX_GAIN:g})")
     d_shift_each: bool = _f(False, "with --d-shift: a fresh offset for every patch instead of one per step, so "
                             "each step's push through D's strided convs lands on all sub-pixel phases at once")
     ema: float = _f(0.0, "keep an exponential moving average of the generator's weights with this decay "
@@ -180,8 +180,8 @@ class TrainConfig:
             raise ValueError("--teacher is for the degrid stage (--stage degrid)")
         if not (math.isfinite(self.degrid_sigma) and self.degrid_sigma >= 1):
             raise ValueError(f"degrid_sigma must be at least 1 px, got {self.degrid_sigma}")
-        if not (math.isfinite(self.degrid_gain) and 0.0 <= self.degrid_gain <= 4.0):
-            raise ValueError(f"degrid_gain must be between 0 and 4, got {self.degrid_gain}")
+        if not (math.isfinite(self.degrid_gain) and 0.0 <= self.degrid_gain <= DEGRID_MAX_GAIN):
+            raise ValueError(f"degrid_gain must be between 0 and {DEGRID_MAX_GAIN:g}, got {self.degrid_gain}")
         if self.degrid_gain != 1.0 and self.stage != "degrid":
             raise ValueError("--degrid-gain is for the degrid stage (--stage degrid)")
         if self.freeze_upsampler and not self.init:

@@ -4,12 +4,13 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from PIL import Image
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "scripts"))
 
-from sharpening_frontier import frontier  # noqa: E402
+from sharpening_frontier import frontier, main  # noqa: E402
 
 from srgan_core.evaluate import evaluate  # noqa: E402
 from srgan_core.upscale import Upscaler  # noqa: E402
@@ -44,3 +45,13 @@ def test_the_command_prints_a_table(tmp_path):
     lines = run.stdout.splitlines()
     assert lines[0].startswith("| photos: srgan_x4 | PSNR | detail | grid |") and len(lines) == 2 + 6
     assert lines[2].startswith("| as it is | ")
+
+
+def test_bad_input_gets_a_message_not_a_traceback(tmp_path, capsys):
+    (tmp_path / "empty").mkdir()
+    for argv, message in (([str(tmp_path / "missing")], "data folder not found"),
+                          ([str(tmp_path / "empty")], "no images in"),
+                          ([str(photos(tmp_path)), "--gan-model", "nosuch"], "nosuch: no such weights")):
+        with pytest.raises(SystemExit) as stop:
+            main(argv)
+        assert stop.value.code == 2 and message in capsys.readouterr().err
