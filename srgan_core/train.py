@@ -22,6 +22,7 @@ GPUs; the global batch is split over the processes and only rank 0 writes. Ctrl-
 from __future__ import annotations
 
 import copy
+import gc
 import json
 import math
 import platform
@@ -573,6 +574,12 @@ def train(cfg: TrainConfig, resume: bool = False) -> dict:
                 print("weight average: " + "  ".join(f"{k}: {v['psnr']:.2f} dB" for k, v in last_val.items()), file=sys.stderr)
         save_final(cfg, run, shipped, env, last_val)
     if env.world > 1:
+        # Tear the group down together, once rank 0 has written its files, and free the DDP
+        # wrappers' hold on it first: a gloo group whose peer is still busy, or one left to be
+        # freed at interpreter exit, can end the process with SIGABRT after a finished run.
+        dist.barrier()
+        del m
+        gc.collect()
         dist.destroy_process_group()
     return last_val
 
