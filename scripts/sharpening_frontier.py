@@ -25,6 +25,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from srgan_core.data import load_validation  # noqa: E402
 from srgan_core.degrade import downscale  # noqa: E402
+from srgan_core.degrid import sharpen  # noqa: E402
 from srgan_core.metrics import detail_ratio, grid_ratio, psnr  # noqa: E402
 from srgan_core.upscale import Upscaler  # noqa: E402
 
@@ -33,12 +34,6 @@ Post = Callable[[np.ndarray, np.ndarray, np.ndarray], np.ndarray]  # (LR, PSNR m
 
 def extrapolate(r: np.ndarray, g: np.ndarray, s: float) -> np.ndarray:
     return r + s * (g - r)
-
-
-def unsharp(g: np.ndarray, amount: float, sigma: float = 1.0) -> np.ndarray:
-    from scipy import ndimage
-
-    return g + amount * (g - ndimage.gaussian_filter(g, (sigma, sigma, 0)))
 
 
 def back_project(sr: np.ndarray, lr: np.ndarray, steps: int = 5) -> np.ndarray:
@@ -57,8 +52,8 @@ VARIANTS: dict[str, Post] = {
     "as it is": lambda lr, r, g: g,
     "output-space strength 1.1": lambda lr, r, g: extrapolate(r, g, 1.1),
     "output-space strength 1.2": lambda lr, r, g: extrapolate(r, g, 1.2),
-    "unsharp mask, 1 px, amount 0.1": lambda lr, r, g: unsharp(g, 0.1),
-    "unsharp mask, 1 px, amount 0.2": lambda lr, r, g: unsharp(g, 0.2),
+    "unsharp mask, 1 px, amount 0.1": lambda lr, r, g: sharpen(g, 0.1),
+    "unsharp mask, 1 px, amount 0.2": lambda lr, r, g: sharpen(g, 0.2),
     "back-projection, 5 steps": lambda lr, r, g: back_project(g, lr),
 }
 

@@ -17,7 +17,7 @@ from PIL import Image
 
 from srgan_core import degrade
 from srgan_core.degrade import DegradationConfig
-from srgan_core.degrid import DEGRID_SIGMA, remove_grid
+from srgan_core.degrid import DEGRID_SIGMA, remove_grid, sharpen as sharpen_detail
 from srgan_core.metrics import rgb_to_y
 
 
@@ -143,7 +143,8 @@ class PatchDataset:
 
 class TeacherPatchDataset(PatchDataset):
     """(LR, target) training patches whose target is a teacher generator's output for the whole
-    image with its grid pattern removed (`degrid.remove_grid`), not the HR photo.
+    image with its grid pattern removed (`degrid.remove_grid`), not the HR photo; with `sharpen`,
+    that lightly sharpened too (`degrid.sharpen`).
 
     The pattern can only be found over a whole image (see `degrid`), so the targets are made once,
     up front: each image is cut to a multiple of the scale, shrunk by bicubic as always, upscaled
@@ -153,7 +154,7 @@ class TeacherPatchDataset(PatchDataset):
 
     def __init__(self, folders: list[str | Path], teacher: Callable[[Image.Image], Image.Image], scale: int = 4,
                  patch: int = 96, seed: int = 0, repeat: int = 1, sigma: float = DEGRID_SIGMA, gain: float = 1.0,
-                 progress: Callable[[int, int], None] | None = None):
+                 sharpen: float = 0.0, progress: Callable[[int, int], None] | None = None):
         super().__init__(folders, scale, patch, seed, repeat)
         self.pairs: list[tuple[np.ndarray, np.ndarray]] = []
         for i, image in enumerate(self.images):
@@ -163,7 +164,8 @@ class TeacherPatchDataset(PatchDataset):
             if out.shape != (h, w, 3):
                 raise ValueError(f"the teacher turned a {lr.shape[1]}x{lr.shape[0]} LR image into "
                                  f"{out.shape[1]}x{out.shape[0]}, not {w}x{h}: it must upscale by {scale}")
-            target = (remove_grid(out, scale, sigma, gain) / 255.0).clip(0.0, 1.0).astype(np.float32)
+            target = sharpen_detail(remove_grid(out, scale, sigma, gain), sharpen)
+            target = (target / 255.0).clip(0.0, 1.0).astype(np.float32)
             self.pairs.append((lr, target))
             if progress is not None:
                 progress(i + 1, len(self.images))

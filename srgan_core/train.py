@@ -42,7 +42,7 @@ from srgan_core import losses
 from srgan_core.checkpoint import latest_checkpoint, load_average, load_checkpoint, save_checkpoint
 from srgan_core.data import MAX_TEXTURE_TRIES, PatchDataset, TeacherPatchDataset, load_validation, to_image, to_tensor
 from srgan_core.degrade import PRESETS, DegradationConfig
-from srgan_core.degrid import DEGRID_MARGIN, DEGRID_MAX_GAIN, DEGRID_SIGMA
+from srgan_core.degrid import DEGRID_MARGIN, DEGRID_MAX_GAIN, DEGRID_MAX_SHARPEN, DEGRID_SIGMA
 from srgan_core.distributed import Dist, StopRequest, setup_distributed, should_stop
 from srgan_core.metrics import psnr, ssim
 from srgan_core.models import Discriminator, DiscriminatorConfig, Generator, GeneratorConfig, icnr_
@@ -113,6 +113,9 @@ class TrainConfig:
     degrid_gain: float = _f(1.0, "degrid: how much of the found pattern the target takes away: 1 = all of it; "
                             "above 1 the target carries it with its sign turned, so that a student which learns "
                             f"part of the way in one pass goes further (0-{DEGRID_MAX_GAIN:g})")
+    degrid_sharpen: float = _f(0.0, "degrid: the target, once its pattern is removed, lightly sharpened: "
+                               "target + A (target - its 1 px blur), to give back the edge energy a distillation "
+                               f"pass loses; 0 = off (0-{DEGRID_MAX_SHARPEN:g})")
     d_shift_each: bool = _f(False, "with --d-shift: a fresh offset for every patch instead of one per step, so "
                             "each step's push through D's strided convs lands on all sub-pixel phases at once")
     ema: float = _f(0.0, "keep an exponential moving average of the generator's weights with this decay "
@@ -185,6 +188,10 @@ class TrainConfig:
             raise ValueError(f"degrid_gain must be between 0 and {DEGRID_MAX_GAIN:g}, got {self.degrid_gain}")
         if self.degrid_gain != 1.0 and self.stage != "degrid":
             raise ValueError("--degrid-gain is for the degrid stage (--stage degrid)")
+        if not (math.isfinite(self.degrid_sharpen) and 0.0 <= self.degrid_sharpen <= DEGRID_MAX_SHARPEN):
+            raise ValueError(f"degrid_sharpen must be between 0 and {DEGRID_MAX_SHARPEN:g}, got {self.degrid_sharpen}")
+        if self.degrid_sharpen and self.stage != "degrid":
+            raise ValueError("--degrid-sharpen is for the degrid stage (--stage degrid)")
         if self.freeze_upsampler and not self.init:
             raise ValueError("freeze_upsampler keeps the upsampling stages of the --init weights; give --init")
         if self.spectrum_weight and self.patch < losses.SPECTRUM_TILE:
@@ -517,7 +524,8 @@ def train(cfg: TrainConfig, resume: bool = False) -> dict:
                 targets_bar.total = total
                 targets_bar.update(done - targets_bar.n)
             data = TeacherPatchDataset(cfg.train_data, teacher.upscale, cfg.scale, cfg.patch, cfg.seed,
-                                       sigma=cfg.degrid_sigma, gain=cfg.degrid_gain, progress=shown)
+                                       sigma=cfg.degrid_sigma, gain=cfg.degrid_gain,
+                                       sharpen=cfg.degrid_sharpen, progress=shown)
         del teacher
     else:
         data = PatchDataset(cfg.train_data, cfg.scale, cfg.patch, cfg.seed, degradation=cfg.degradation_config,

@@ -8,8 +8,8 @@ import torch
 from PIL import Image
 
 from srgan_core.data import TeacherPatchDataset
-from srgan_core.degrid import remove_grid
-from srgan_core.metrics import periodicity, psnr
+from srgan_core.degrid import remove_grid, sharpen
+from srgan_core.metrics import detail_ratio, periodicity, psnr
 from srgan_core.train import TrainConfig, train
 
 
@@ -64,6 +64,43 @@ def test_a_gain_above_one_turns_the_patterns_sign_and_zero_leaves_the_image_alon
     np.testing.assert_allclose(turned, -pattern, atol=1e-9)  # the pattern again, its sign turned
     # so the target is as far from clean on the other side as the teacher is on this one
     assert abs(np.abs(remove_grid(gridded, gain=2.0) - clean).mean() - np.abs(gridded - clean).mean()) < 0.2
+
+
+def test_sharpen_raises_the_fine_detail_keeps_the_mean_and_zero_leaves_the_image_alone():
+    from scipy import ndimage
+
+    clean = photo()
+    soft = ndimage.gaussian_filter(clean, (0.7, 0.7, 0))  # what a distillation pass does to edges, a little
+    np.testing.assert_allclose(sharpen(soft, 0.0), soft)
+    sharper = sharpen(soft, 0.3)
+    assert abs(sharper.mean() - soft.mean()) < 1e-6  # the unsharp mask moves no brightness
+    # more edge energy, towards the photo's own: the detail ratio (against the unblurred photo) rises
+    hr = clean.round().clip(0, 255).astype(np.uint8)
+    as_image = lambda x: x.round().clip(0, 255).astype(np.uint8)  # noqa: E731
+    assert detail_ratio(as_image(soft), hr) < detail_ratio(as_image(sharper), hr) < 1.05
+    # it is linear in the amount: twice the amount adds twice the difference
+    np.testing.assert_allclose(sharpen(soft, 0.6) - soft, 2 * (sharper - soft), atol=1e-9)
+    with pytest.raises(ValueError, match="between 0 and 1"):
+        sharpen(soft, float("nan"))
+    with pytest.raises(ValueError, match="H x W x C"):
+        sharpen(soft[..., 0], 0.1)
+
+
+def test_sharpened_teacher_targets_are_the_cleaned_targets_sharpened(tmp_path):
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    Image.fromarray(photo(seed=4)[:96, :128].round().astype(np.uint8)).save(folder / "p.png")
+
+    def teacher(lr: Image.Image) -> Image.Image:
+        return lr.resize((lr.width * 4, lr.height * 4), Image.Resampling.BICUBIC)
+
+    plain = TeacherPatchDataset([folder], teacher, patch=48, seed=1)
+    sharp = TeacherPatchDataset([folder], teacher, patch=48, seed=1, sharpen=0.2)
+    lr, target = plain.pairs[0]
+    np.testing.assert_array_equal(sharp.pairs[0][0], lr)  # same LR; only the target changes
+    expected = (sharpen(target.astype(np.float64) * 255, 0.2) / 255).clip(0, 1)
+    np.testing.assert_allclose(sharp.pairs[0][1], expected, atol=1e-5)  # sharpened after the grid is removed
+    assert np.abs(sharp.pairs[0][1] - target).mean() > 1e-4  # about a tenth of a grey level: it did something
 
 
 def test_teacher_patches_are_the_teachers_whole_image_output_cleaned_cut_where_its_input_was(tmp_path):
@@ -135,3 +172,7 @@ def test_degrid_stage_trains_on_the_teachers_targets_and_records_its_teacher(tmp
         TrainConfig(stage="degrid", init=str(tmp_path / "gan"), degrid_gain=5.0)
     with pytest.raises(ValueError, match="--degrid-gain is for the degrid stage"):
         TrainConfig(stage="srresnet", degrid_gain=2.0)
+    with pytest.raises(ValueError, match="degrid_sharpen must be between 0 and 1"):
+        TrainConfig(stage="degrid", init=str(tmp_path / "gan"), degrid_sharpen=-0.1)
+    with pytest.raises(ValueError, match="--degrid-sharpen is for the degrid stage"):
+        TrainConfig(stage="srresnet", degrid_sharpen=0.1)
